@@ -1,0 +1,17 @@
+"Shared pytest set-up: offline, quiet, telemetry off, and fixtures every stage's tests use."
+import os
+for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_HUB_DISABLE_TELEMETRY='1',
+                 MLFLOW_DISABLE_TELEMETRY='true', DO_NOT_TRACK='true', TOKENIZERS_PARALLELISM='false',
+                 TRANSFORMERS_VERBOSITY='error', PYTHONHASHSEED='0').items():
+    os.environ.setdefault(k, v)
+import socket, pytest
+
+def free_port() -> int:
+    "A free TCP port on 127.0.0.1."
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    "Run the test with the working directory in a fresh temporary folder (MLflow's default store lands there)."
+    monkeypatch.chdir(tmp_path); return tmp_path
