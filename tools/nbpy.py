@@ -5,7 +5,7 @@
 
 Markdown cell lines are written as `# ` comments. Outputs are not kept (run the notebook to get them).
 """
-import json, re, sys
+import hashlib, json, re, sys
 from pathlib import Path
 
 _HDR = re.compile(r'^# %%(?: \[(markdown|raw)\])?\s*$')
@@ -28,7 +28,8 @@ def py_to_cells(text):
         if kind in ('markdown', 'raw'): lines = [l[2:] if l.startswith('# ') else l[1:] if l.startswith('#') else l for l in lines]
         src = '\n'.join(lines)
         if not src.strip(): continue
-        c = {'cell_type': kind, 'metadata': {}, 'source': src.splitlines(keepends=True)}
+        c = {'cell_type': kind, 'id': hashlib.sha1(f'{len(out)}:{src}'.encode()).hexdigest()[:8], 'metadata': {},
+             'source': src.splitlines(keepends=True)}
         if kind == 'code': c.update(execution_count=None, outputs=[])
         out.append(c)
     return out

