@@ -96,7 +96,7 @@ def mmlu_context(item, shots: Sequence[dict] = (), description: str | None = Non
     solved = ''.join(mmlu_question(s) + ' ' + LETTERS[s['answer']] + '\n\n' for s in shots)
     return desc + solved + mmlu_question(item)
 
-# %% ../nbs/04b_mmlu.ipynb #5d7f1912
+# %% ../nbs/04b_mmlu.ipynb #64fcd17e
 def _encode(tok, s: str) -> list[int]:
     "lm-eval's `tok_encode`: the tokenizer's default special tokens, unless the text already starts with the BOS (or EOS) string."
     pid = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
@@ -124,12 +124,19 @@ def loglikelihoods(model, tokenizer, requests: Sequence[tuple[str, Sequence[str]
             reqs.append((i, j, inp, k))
     keys = sorted(rows, key=lambda t: (-len(t), t))
     dev = next(model.parameters()).device
+    V = getattr(getattr(model, 'config', None), 'vocab_size', None) or 50_000
+    batches, cur, cur_pos = [], [], set()              # cap batch * kept positions * vocab (the logits tensor) at ~64M floats
+    for t in keys:
+        pos = set(range(len(t) - rows[t], len(t)))
+        if cur and (len(cur) >= batch_size or (len(cur) + 1) * len(cur_pos | pos) * V > 2 ** 26):
+            batches.append(cur); cur, cur_pos = [], set()
+        cur.append(t); cur_pos |= pos
+    if cur: batches.append(cur)
     logp = {}                                            # row -> (positions kept, log-probs [P, V])
-    it = range(0, len(keys), batch_size)
+    it = batches
     if progress:
-        from tqdm.auto import tqdm; it = tqdm(it, desc='loglikelihood', total=-(-len(keys) // batch_size))
-    for s in it:
-        batch = keys[s:s + batch_size]
+        from tqdm.auto import tqdm; it = tqdm(it, desc='loglikelihood')
+    for batch in it:
         W = len(batch[0])
         ids = torch.zeros(len(batch), W, dtype=torch.long, device=dev)
         for b, t in enumerate(batch): ids[b, :len(t)] = torch.tensor(t)

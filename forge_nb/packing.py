@@ -87,42 +87,11 @@ def tokenize_chat(record: dict, tokenizer, max_length: int|None=None, *, assista
     if sum(mask[1:]) == 0: return None                # nothing left to predict
     return {'input_ids': ids, 'assistant_mask': mask, 'source': str(record.get('source', 'data'))}
 
-# %% ../nbs/03a_packing.ipynb #937e2d03
-_DEMO = {}
+# %% ../nbs/03a_packing.ipynb #44d24c53
 def demo_model_path():
-    "The tiny chat model for lessons and tests: `forge_nb.defaults.tiny_model_path()`, else a random stand-in in a temp dir."
-    try:
-        from forge_nb.defaults import tiny_model_path
-        return tiny_model_path()
-    except ImportError: pass
-    if 'p' not in _DEMO:
-        import tempfile, random
-        from pathlib import Path
-        from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders, processors, normalizers, Regex
-        from transformers import PreTrainedTokenizerFast, LlamaConfig, AutoModelForCausalLM
-        from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
-        d = Path(tempfile.mkdtemp(prefix='forge_tiny_'))
-        tk = Tokenizer(models.BPE()); tk.normalizer = normalizers.NFC()
-        tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), "isolated"),
-                                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-        tk.decoder = decoders.ByteLevel(); tk.post_processor = processors.ByteLevel(trim_offsets=False)
-        rng = random.Random(0); words = "the patient dose heart blood test result answer question sum two three four plus is what".split()
-        tk.train_from_iterator([" ".join(rng.choice(words) for _ in range(12)) for _ in range(300)],
-            trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>","<|im_start|>","<|im_end|>","<|pad|>"],
-                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-        chat = ("{%- for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}{%- if message['role'] == 'assistant' %}"
-                "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}{%- else %}"
-                "{{ message['content'] + '<|im_end|>' + '\\n' }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}"
-                "{{ '<|im_start|>assistant\\n' }}{%- endif %}")
-        ft = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token="<|endoftext|>",
-                                     chat_template=chat, model_max_length=512)
-        torch.manual_seed(0)
-        cfg = LlamaConfig(vocab_size=len(ft), hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=2,
-                          num_key_value_heads=1, max_position_embeddings=512, tie_word_embeddings=True,
-                          eos_token_id=ft.eos_token_id, pad_token_id=ft.pad_token_id, bos_token_id=ft.bos_token_id)
-        AutoModelForCausalLM.from_config(cfg).save_pretrained(d); ft.save_pretrained(d)
-        _DEMO['p'] = d
-    return _DEMO['p']
+    "The tiny chat model for lessons and tests (`forge_nb.defaults.tiny_model_path()`)."
+    from forge_nb.defaults import tiny_model_path
+    return tiny_model_path()
 
 # %% ../nbs/03a_packing.ipynb #1809b7aa
 def _targets(ids, mask):

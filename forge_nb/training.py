@@ -70,6 +70,7 @@ class TrainConfig:
     target_modules: list|str|None = _f(None, help='LoRA target modules; None = per-architecture default (LORA_TARGETS), or "all-linear"')
     packing: bool|None = _f(None, choices=(None, True, False), help='pack samples without cross-attention; None = on where the model supports it')
     assistant_only_loss: bool = _f(True, choices=(True, False), help='loss on assistant tokens only')
+    shuffle: bool|None = _f(None, choices=(None, True, False), help='reshuffle samples every epoch; None = on, except for mixer output (kept in order: its batches already hold the requested shares)')
     weight_decay: float = _f(0.0, (0.0, 1.0), help='AdamW weight decay')
     max_grad_norm: float = _f(1.0, (0.0, 1e6), help='gradient clipping (0 = off)')
     seed: int = _f(0, (0, 2**31 - 1), help='seed for init, data order and dropout')
@@ -261,9 +262,10 @@ class _Log:
         with open(self.path, 'a') as f: f.write(line + '\n')
         if self.echo: print(line, flush=True)
 
-def step_indices(step: int, n: int, gbs: int, seed: int, _cache={}) -> list[int]:
-    "Sample indices of optimizer step `step` (deterministic in seed and step; each epoch a fresh permutation)."
+def step_indices(step: int, n: int, gbs: int, seed: int, shuffle: bool=True, _cache={}) -> list[int]:
+    "Sample indices of optimizer step `step` (deterministic in seed and step; each epoch a fresh permutation unless `shuffle=False`)."
     spe = n // gbs; epoch, k = divmod(step, spe)
+    if not shuffle: return list(range(k * gbs, (k + 1) * gbs))
     key = (n, seed, epoch)
     if key not in _cache:
         if len(_cache) > 8: _cache.clear()
@@ -404,6 +406,7 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
         sources = sorted({s['source'] for s in samples} | {s['source'] for s in ev})
         p = plan(cfg, len(samples), world)
         mb, gbs, total = p['micro_batch_size'], cfg.global_batch_size, p['total_steps']
+        shuffle = cfg.shuffle if cfg.shuffle is not None else mix is None   # mixer output: batches are composed already
         use_bf16 = cfg.bf16 if cfg.bf16 is not None else (device.type == 'cuda' and torch.cuda.is_bf16_supported())
         use_gc = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else device.type == 'cuda'
         register_packed_attention()
@@ -450,7 +453,7 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
                 (out / 'metrics.jsonl').write_text(''.join(l + '\n' for l in keep))
         elif rank == 0:
             (out / 'metrics.jsonl').unlink(missing_ok=True)
-        resolved = {**cfg.to_dict(), **p, 'output_dir': str(out), 'model': model_ref, 'packing': packed, 'bf16': use_bf16,
+        resolved = {**cfg.to_dict(), **p, 'output_dir': str(out), 'model': model_ref, 'packing': packed, 'bf16': use_bf16, 'shuffle': shuffle,
                     'gradient_checkpointing': use_gc, 'target_modules': targets, 'device': str(device),
                     'trainable_params': n_train, 'total_params': n_all, 'n_samples': len(samples), 'dropped_samples': dropped}
         fp = data_fingerprint(train_records)
@@ -477,7 +480,7 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
         t_start = time.time(); hist_loss = []; tok_total = 0; last = {}
         for step in range(start, total):
             t0 = time.time()
-            idx = step_indices(step, len(samples), gbs, cfg.seed)
+            idx = step_indices(step, len(samples), gbs, cfg.seed, shuffle=shuffle)
             mine = idx[rank * per_dev:(rank + 1) * per_dev]
             g_targets = sum(ntg[i] for i in idx); g_tokens = sum(lens[i] for i in idx)
             S = torch.zeros(n_src, dtype=torch.float64, device=device); C = torch.zeros_like(S)
@@ -501,7 +504,9 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
             done = step + 1
             if rank == 0 and (done % cfg.logging_steps == 0 or done == total):
                 el = time.time() - t_start
-                rec = {'step': done, 'epoch': round(done / p['steps_per_epoch'], 4), **last, 'tokens': g_tokens,
+                per_src = {}
+                for i in idx: per_src[samples[i]['source']] = per_src.get(samples[i]['source'], 0) + 1
+                rec = {'step': done, 'epoch': round(done / p['steps_per_epoch'], 4), **last, 'tokens': g_tokens, 'samples': per_src,
                        'step_time_s': dt, 'elapsed_s': el, 'eta_s': el / (done - start) * (total - done), 'time': time.time()}
                 with open(out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
                 log(f"step {done}/{total} loss {loss:.4f} lr {lr:.2e} grad_norm {float(gn):.3f} tok/s {g_tokens / dt:,.0f}")

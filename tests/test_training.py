@@ -211,3 +211,22 @@ def test_bad_record_error_names_file_row_and_field(tmp_path, recs):
     path = write_records(bad, tmp_path / 'bad.jsonl')
     with pytest.raises(ValueError, match=r'bad\.jsonl: record \(row 10\): messages\[1\] needs role'):
         train(fast(tmp_path), path, echo=False)
+
+def test_mixer_batches_reach_the_optimizer_intact(tmp_path):
+    "Training from a mix keeps the mixer's order, so every optimizer step holds the requested shares exactly."
+    from forge_nb.mixing import MixConfig, mix
+    from forge_nb.defaults import domain_rows, tiny_model_path
+    cust = [{'messages': [{'role': 'user', 'content': r['question']}, {'role': 'assistant', 'content': r['answer']}]}
+            for r in domain_rows(40)]
+    m = mix(cust, MixConfig(customer_data_percent=50, weights={'math': 50, 'chat': 50}), n_examples=32, batch_size=8, seed=1)
+    job = train(TrainConfig(model=str(tiny_model_path()), max_steps=4, global_batch_size=8, output_dir=str(tmp_path / 'run'),
+                            track=False), m.records, mix=m, echo=False)
+    import json
+    rows = [json.loads(l) for l in open(tmp_path / 'run' / 'metrics.jsonl')]
+    assert len(rows) == 4 and all(r['samples'] == {'customer': 4, 'math': 2, 'chat': 2} for r in rows)
+    assert json.loads(open(tmp_path / 'run' / 'resolved_config.json').read())['shuffle'] is False
+    # without a mix the same records are reshuffled (seeded, so this is deterministic) and steps drift from the shares
+    job2 = train(TrainConfig(model=str(tiny_model_path()), max_steps=4, global_batch_size=8, output_dir=str(tmp_path / 'run2'),
+                             track=False, seed=3), m.records, echo=False)
+    rows2 = [json.loads(l) for l in open(tmp_path / 'run2' / 'metrics.jsonl')]
+    assert any(r['samples'].get('customer', 0) != 4 for r in rows2)
