@@ -20,7 +20,7 @@ from .defaults import tiny_model_path, domain_rows, general_qa
 __all__ = ['SweepConfig', 'SweepRun', 'plan_sweep', 'run_one', 'pareto_front', 'SweepResult', 'sweep', 'forgetting_demo',
            'main_sweep']
 
-# %% ../nbs/06_sweep.ipynb #61526b45
+# %% ../nbs/06_sweep.ipynb #ae231fb7
 @dataclass
 class SweepConfig:
     "What to sweep and how each run trains and is scored."
@@ -36,6 +36,7 @@ class SweepConfig:
     general_qa_items: int = 4         # held-out general chat questions per category (generative)
     domain_items: int = 60            # held-out domain records scored per run
     workers: int = 2                  # runs trained in parallel (each process uses one CPU thread)
+    runtime: str = 'local'            # where each run trains: 'local' (in the worker), 'subprocess', 'torchrun'
     experiment: str = 'forge_nb-sweep'  # MLflow experiment of the parent and child runs
     def __post_init__(self):
         if not self.customer_percents: raise ValueError('customer_percents must not be empty')
@@ -46,6 +47,8 @@ class SweepConfig:
         for k in ('steps', 'global_batch_size', 'general_items', 'domain_items', 'workers'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
         if not 0 < self.lr < 1: raise ValueError(f'lr must be in (0, 1), got {self.lr}')
+        from forge_nb.runtimes import RUNTIMES
+        if self.runtime not in RUNTIMES: raise ValueError(f'runtime must be one of {RUNTIMES}, got {self.runtime!r}')
 
 @dataclass(frozen=True)
 class SweepRun:
@@ -61,7 +64,7 @@ def plan_sweep(cfg: SweepConfig) -> list[SweepRun]:
     "The runs of a sweep: the base model once, then every (mix, seed)."
     return [SweepRun(None, 0)] + [SweepRun(float(p), s) for p in cfg.customer_percents for s in cfg.seeds]
 
-# %% ../nbs/06_sweep.ipynb #535b839c
+# %% ../nbs/06_sweep.ipynb #aa3e691f
 def _tasks(cfg: SweepConfig, domain_test):
     from forge_nb.mmlu import GeneralBenchmark
     from forge_nb.qa_metrics import DomainQA
@@ -96,7 +99,8 @@ def run_one(run: SweepRun, cfg: SweepConfig, train_path, test_path, out_dir, tra
                          warmup_steps=max(1, cfg.steps // 10), lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, seed=run.seed,
                          output_dir=str(d / 'train'), tracking_uri=tracking_uri, experiment=cfg.experiment, run_name=run.key,
                          num_threads=torch.get_num_threads())
-        job = train(tc, mixed.records, mix=mixed, echo=False)
+        job = train(tc, mixed.records, mix=mixed, echo=False, runtime=cfg.runtime)
+        job.wait()   # raises with the log tail if the run failed
         spec, run_id = job.model_path, job.run_id
     rep = evaluate({run.key: spec}, _tasks(cfg, test_path), log=False, verbose=False)
     sc = _scores(rep.results[run.key])
