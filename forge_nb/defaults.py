@@ -334,7 +334,7 @@ def tiny_model_config(spec: TinySpec, tok):
                        bos_token_id=tok.convert_tokens_to_ids('<|endoftext|>'), eos_token_id=tok.eos_token_id,
                        pad_token_id=tok.pad_token_id)
 
-# %% ../nbs/00a_defaults.ipynb #50bdb59a
+# %% ../nbs/00a_defaults.ipynb #66bfe10c
 def build_tiny_model(out_dir, spec: TinySpec | None = None, device: str | None = None, log_every: int = 100):
     "Train the tokenizer and pretrain the tiny model from scratch; save a `from_pretrained` folder with `BUILD.json`."
     import torch
@@ -344,8 +344,9 @@ def build_tiny_model(out_dir, spec: TinySpec | None = None, device: str | None =
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     texts = pretraining_corpus(spec.n_per_category, spec.n_mc_per_subject)
-    dom = [f"{r['question']} {r['answer']} {r['reasoning']}" for r in domain_rows(2000, seed=1)]
-    tok = train_tokenizer(texts[:20000] + dom, spec.vocab_size, spec.max_position)
+    # the tokenizer sees the general corpus only: domain words then split into pieces the model was pretrained on, as
+    # with a real model's vocabulary (unseen tokens would have untrained embeddings that only full fine-tuning can fix)
+    tok = train_tokenizer(texts[:20000], spec.vocab_size, spec.max_position)
     eot = tok.convert_tokens_to_ids('<|endoftext|>')
     ids = [i for ts in tok(texts)['input_ids'] for i in ts + [eot]]
     n = len(ids) // spec.seq_len

@@ -66,6 +66,18 @@ def test_batched_scorer_equals_naive(tiny):
         for cont, (ll, _) in zip(conts, row):
             assert ll == pytest.approx(_naive_loglik(model, tok, ctx, cont), abs=1e-4)
 
+def test_prefix_cache_gives_the_same_scores(tiny):
+    "Few-shot contexts of one subject share a long token prefix; scoring it once through the KV cache changes nothing."
+    model, tok = tiny
+    t = MMLU(MMLU_DIR, subjects=['marketing', 'virology'], limit=3, k_shot=2)
+    reqs = [(ctx, [' A', ' B', ' C', ' D', ' D and more words']) for _, ctx in t.contexts()]
+    plain = loglikelihoods(model, tok, reqs, prefix_cache=False)
+    for bs, mp in ((16, 64), (2, 8)):
+        cached = loglikelihoods(model, tok, reqs, batch_size=bs, min_prefix=mp)
+        for rp, rc in zip(plain, cached):
+            assert [g for _, g in rp] == [g for _, g in rc]
+            assert [l for l, _ in rc] == pytest.approx([l for l, _ in rp], abs=1e-4)
+
 def test_general_benchmark_on_tiny_model_is_well_above_chance(tiny):
     r = GeneralBenchmark(n_per_subject=10).run(*tiny)
     assert r.n == 60 and r.score > 0.6, r.metrics          # chance is 0.25
