@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Sequence
 
 from .eval_core import Task, TaskResult, generate
+from .preparation import load_records
+
 
 # %% auto #0
-__all__ = ['IFEVAL_METRICS', 'ensure_punkt', 'check_response', 'read_jsonl', 'load_ifeval_inputs', 'load_ifeval_hub',
-           'ifeval_accuracies', 'score_ifeval_responses', 'score_ifeval', 'IFEval']
+__all__ = ['IFEVAL_METRICS', 'ensure_punkt', 'check_response', 'load_ifeval_inputs', 'load_ifeval_hub', 'ifeval_accuracies',
+           'score_ifeval_responses', 'score_ifeval', 'IFEval']
 
 # %% ../nbs/04c_ifeval.ipynb #99d725ff
 _ABBREVS = ('mr mrs ms dr prof sr jr st vs etc e.g i.e u.s u.k inc ltd co corp jan feb mar apr jun jul aug sep sept '
@@ -65,18 +67,9 @@ def check_response(inp: dict, response: str) -> list[dict]:
 # %% ../nbs/04c_ifeval.ipynb #1e63867f
 IFEVAL_METRICS = ('prompt_level_strict_acc', 'inst_level_strict_acc', 'prompt_level_loose_acc', 'inst_level_loose_acc')
 
-def read_jsonl(path) -> list[dict]:
-    out = []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e: raise ValueError(f'{path}:{n}: invalid JSON ({e.msg})') from None
-    return out
-
 def load_ifeval_inputs(path) -> list[dict]:
     "IFEval inputs (`key`, `prompt`, `instruction_id_list`, `kwargs`) from the official input_data.jsonl format."
-    rows = read_jsonl(path)
+    rows = load_records(path)
     for n, r in enumerate(rows, 1):
         for f in ('prompt', 'instruction_id_list', 'kwargs'):
             if f not in r: raise ValueError(f'{path}:{n}: field {f!r} is missing')
@@ -113,7 +106,7 @@ def score_ifeval(inputs_jsonl, responses_jsonl, *, details: bool = False):
     "The four IFEval accuracies (0-1) of a `{prompt, response}` JSONL, joined to the official inputs by exact prompt."
     inputs = load_ifeval_inputs(inputs_jsonl)
     resp = {}
-    for n, r in enumerate(read_jsonl(responses_jsonl), 1):
+    for n, r in enumerate(load_records(responses_jsonl), 1):
         if 'prompt' not in r or 'response' not in r: raise ValueError(f"{responses_jsonl}:{n}: needs fields 'prompt' and 'response'")
         resp[r['prompt']] = r['response']
     missing = [n for n, i in enumerate(inputs, 1) if i['prompt'] not in resp]

@@ -11,7 +11,8 @@ from collections import Counter
 from typing import Sequence
 
 from .eval_core import Task, TaskResult, generate, resolve_model
-from .qa_metrics import load_records, split_record
+from .qa_metrics import split_record
+from .preparation import load_records
 
 # %% auto #0
 __all__ = ['JUDGE_SYSTEM', 'PAIRWISE_PROMPT', 'DEFAULT_RUBRIC', 'POINTWISE_PROMPT', 'JudgeBackend', 'HFJudge', 'OpenAIJudge',

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Sequence
 
 from .eval_core import Task, TaskResult, generate, chat_prompt
+from .preparation import load_records
+
 
 # %% auto #0
 __all__ = ['normalize_answer', 'exact_match', 'token_f1', 'qa_metrics', 'classification_metrics', 'extract_choice',
-           'load_records', 'split_record', 'DomainQA']
+           'split_record', 'DomainQA']
 
 # %% ../nbs/04d_qa_metrics.ipynb #3b36d95b
 def normalize_answer(s: str) -> str:
@@ -82,20 +84,6 @@ def extract_choice(text: str, options: dict) -> str | None:
     return max(hits, key=lambda k: len(str(options[k]))) if hits else None
 
 # %% ../nbs/04d_qa_metrics.ipynb #b2915275
-def load_records(path_or_records) -> list[dict]:
-    "Canonical records from a local JSONL file (errors name the line), else via `forge_nb.preparation.load_records` (Parquet, s3://)."
-    if not isinstance(path_or_records, (str, os.PathLike)): return list(path_or_records)
-    if str(path_or_records).startswith('s3://') or Path(path_or_records).suffix.lower() in ('.parquet', '.pq'):
-        from forge_nb.preparation import load_records as _prep_load
-        return list(_prep_load(path_or_records))
-    out = []
-    with open(path_or_records, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e: raise ValueError(f'{path_or_records}:{n}: invalid JSON ({e.msg})') from None
-    return out
-
 def split_record(rec: dict, where: str = 'record') -> tuple[list[dict], str]:
     "(prompt messages, reference) = (turns before the last assistant turn, its content)."
     msgs = rec.get('messages')

@@ -11,13 +11,14 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 import torch
+from .preparation import load_records
 from .packing import (tokenize_chat, collate, token_losses, register_packed_attention, supports_packing,
                               demo_model_path, PACKED_ATTN)
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'TERMINAL', 'TrainConfig', 'get_config', 'read_records', 'as_records', 'write_records',
-           'data_fingerprint', 'load_tokenizer', 'load_model', 'lora_targets', 'step_indices', 'plan', 'run_training',
-           'TrainJob', 'DryRun', 'train', 'main_train']
+__all__ = ['LORA_TARGETS', 'TERMINAL', 'TrainConfig', 'get_config', 'as_records', 'write_records', 'data_fingerprint',
+           'load_tokenizer', 'load_model', 'lora_targets', 'step_indices', 'plan', 'run_training', 'TrainJob', 'DryRun',
+           'train', 'main_train']
 
 # %% ../nbs/03_training.ipynb #005fd62c
 def _f(default, rng=None, help='', choices=None):
@@ -150,29 +151,11 @@ def get_config() -> 'pd.DataFrame':
     return pd.DataFrame(rows).set_index('key')
 
 # %% ../nbs/03_training.ipynb #bc9e1892
-def read_records(path) -> list[dict]:
-    "Records from a JSONL (or Parquet) file; errors name the file and line."
-    try:
-        from forge_nb.preparation import load_records
-        return load_records(path)
-    except ImportError: pass
-    p = Path(path)
-    if p.suffix == '.parquet':
-        import pandas as pd
-        return pd.read_parquet(p).to_dict('records')
-    out = []
-    with open(p) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e: raise ValueError(f"{p}:{i}: not valid JSON ({e.msg})") from None
-    return out
-
 def as_records(data) -> list[dict]:
     "Records from a list, a `datasets.Dataset`, a MixResult (`.records`) or a path."
     if data is None: return []
     if hasattr(data, 'records') and not isinstance(data, (str, Path)): data = data.records
-    if isinstance(data, (str, Path)): return read_records(data)
+    if isinstance(data, (str, Path)): return load_records(data)
     if hasattr(data, 'to_list'): return data.to_list()
     return list(data)
 
@@ -792,11 +775,11 @@ def main_train(argv: list[str]|None=None) -> int:
     except (ValueError, TypeError) as e: print(f"error: {a.config}: {e}", file=sys.stderr); return 2
     train_data = a.train_data or spec.get('train_data'); eval_data = a.eval_data or spec.get('eval_data')
     if not train_data: print(f"error: {a.config}: no train_data (pass --train-data)", file=sys.stderr); return 2
-    recs = read_records(train_data)
+    recs = load_records(train_data)
     if a.dry_run:
         rank, world = _dist()
         print(json.dumps(_resolve_preview(cfg, len(recs), world), indent=1, default=str)); return 0
-    run_training(cfg, recs, read_records(eval_data) if eval_data else None, mix=a.mix or spec.get('mix'),
+    run_training(cfg, recs, load_records(eval_data) if eval_data else None, mix=a.mix or spec.get('mix'),
                  resume=a.resume or bool(spec.get('resume')), echo=not a.quiet,
                  data_names=(str(train_data), str(eval_data or 'eval_data')))
     return 0
