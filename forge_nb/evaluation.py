@@ -10,6 +10,7 @@ import json, math, os, re, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
+from .setup import experiment_id
 
 import pandas as pd
 from .eval_core import Task, TaskResult, load_model, resolve_model, generate, AXES
@@ -110,8 +111,7 @@ def log_report(report: EvalReport, tracking_uri: str | None = None, experiment: 
     from mlflow.entities import Metric, Param, RunTag
     uri = _resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    exp_id = experiment_id(client, experiment)
     ts, ids = int(time.time() * 1000), {}
     base = report.metrics(report.baseline, True)
     for m in report.models:

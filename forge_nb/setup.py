@@ -13,7 +13,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PACKAGES', 'OFFLINE_VARS', 'EnvReport', 'aws_status', 'env_report', 'offline', 'quiet', 'is_s3', 'split_s3_uri',
-           's3_client', 'download_uri', 'upload_path', 'run_dir', 'tracking_uri', 'configure_tracking']
+           's3_client', 'download_uri', 'upload_path', 'run_dir', 'tracking_uri', 'experiment_id', 'configure_tracking']
 
 # %% ../nbs/00_setup.ipynb #b39158dd
 PACKAGES = ['torch', 'transformers', 'tokenizers', 'peft', 'trl', 'accelerate', 'datasets', 'pyarrow', 'mlflow', 'boto3',
@@ -179,7 +179,7 @@ def run_dir(name: str = 'run', root='runs', stamp: bool = True) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
 
-# %% ../nbs/00_setup.ipynb #46a11d1e
+# %% ../nbs/00_setup.ipynb #bc29ac03
 _SM_ARN = re.compile(r'arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:(mlflow-tracking-server|mlflow-app)/[\w.-]+')
 
 def tracking_uri(uri: str | None = None) -> str:
@@ -196,10 +196,20 @@ def tracking_uri(uri: str | None = None) -> str:
         p.mkdir(parents=True, exist_ok=True); uri = f'sqlite:///{p.resolve() / "mlflow.db"}'
     return uri
 
+def experiment_id(client, name: str) -> str:
+    "Id of MLflow experiment `name`, created if needed; a sqlite store keeps its artifacts beside the database, not in the cwd."
+    exp = client.get_experiment_by_name(name)
+    if exp: return exp.experiment_id
+    uri = client.tracking_uri if hasattr(client, 'tracking_uri') else client._tracking_client.tracking_uri
+    loc = None
+    if uri.startswith('sqlite:///'): loc = (Path(uri[len('sqlite:///'):]).parent / 'mlruns' / name).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=loc)
+
 def configure_tracking(uri: str | None = None, experiment: str = 'forge_nb') -> str:
     "Point MLflow at `tracking_uri(uri)` and select (creating if needed) `experiment`; returns the URI."
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
     import mlflow
     u = tracking_uri(uri)
-    mlflow.set_tracking_uri(u); mlflow.set_experiment(experiment)
+    mlflow.set_tracking_uri(u)
+    mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(u), experiment))
     return u

@@ -7,6 +7,7 @@ Docs: https://forge-nb.github.io/forge_nb/tracking.html.md"""
 # %% ../nbs/03b_tracking.ipynb #b5481969
 from __future__ import annotations
 import os, time, warnings
+from .setup import experiment_id
 from pathlib import Path
 
 # %% auto #0
@@ -61,8 +62,7 @@ class Tracker:
             if run_id:
                 self.client.update_run(run_id, status='RUNNING'); rid = run_id
             else:
-                exp = self.client.get_experiment_by_name(self.experiment)
-                eid = exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+                eid = experiment_id(self.client, self.experiment)
                 rid = self.client.create_run(eid, run_name=run_name, tags=tags or {}).info.run_id
             self.run_id = rid
             if params:
