@@ -38,7 +38,7 @@ def to_nb(src, dst):
     nb = {'cells': py_to_cells(Path(src).read_text()),
           'metadata': {'kernelspec': {'display_name': 'python3', 'language': 'python', 'name': 'python3'}},
           'nbformat': 4, 'nbformat_minor': 5}
-    Path(dst).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+    Path(dst).write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + '\n')
 
 def to_py(src, dst):
     nb = json.loads(Path(src).read_text())
