@@ -411,7 +411,7 @@ def mix(customer_records_or_path, config: MixConfig | dict | None = None, *, n_e
         return {k: int(T[i] * (1.3 if unit == 'tokens' else 1)) + (batch_size if unit == 'tokens' else 0) for i, k in enumerate(names)}
     need = want(w)
     for k in names:
-        if k != 'customer': pools[k] = cat.pool(k, need[k], seed=seed)
+        if k != 'customer': pools[k] = cat.pool(k, max(need[k], 1), seed=seed)   # >= 1: a tiny share is not an empty source
     empty = [k for k in names if not pools[k]]
     w_eff = effective(empty)
     if empty and on_empty == 'redistribute':
