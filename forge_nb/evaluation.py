@@ -10,7 +10,7 @@ import json, math, os, re, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
-from .setup import experiment_id
+from .setup import experiment_id, tracking_uri as resolve_tracking_uri
 
 import pandas as pd
 from .eval_core import Task, TaskResult, load_model, resolve_model, generate, AXES
@@ -98,18 +98,12 @@ class EvalReport:
 # %% ../nbs/04_evaluation.ipynb #d1f9781a
 def _metric_key(s: str) -> str: return re.sub(r'[^0-9A-Za-z_\-. :/]', '_', s).replace('/', '.')
 
-def _resolve_tracking_uri(uri=None) -> str:
-    try: from forge_nb.setup import tracking_uri
-    except Exception: tracking_uri = None
-    if tracking_uri is not None: return tracking_uri(uri)
-    return uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{Path.cwd() / "mlflow.db"}'
-
 def log_report(report: EvalReport, tracking_uri: str | None = None, experiment: str = 'forge_nb-eval',
                run_name: str | None = None) -> dict:
     "Log one MLflow run per model (metrics, deltas, params); returns `{model: run_id}` and stores it on the report."
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
-    uri = _resolve_tracking_uri(tracking_uri)
+    uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(uri)
     exp_id = experiment_id(client, experiment)
     ts, ids = int(time.time() * 1000), {}

@@ -11,21 +11,10 @@ from .setup import experiment_id
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['resolve_tracking_uri', 'Tracker']
+__all__ = ['Tracker']
 
 # %% ../nbs/03b_tracking.ipynb #f526a47e
-def resolve_tracking_uri(uri: str|None=None) -> str:
-    "The MLflow tracking URI to use (see `forge_nb.setup.tracking_uri`)."
-    try:
-        from forge_nb.setup import tracking_uri
-        return tracking_uri(uri)
-    except ImportError: pass
-    uri = uri or os.environ.get('MLFLOW_TRACKING_URI') or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    if uri.startswith('arn:aws:sagemaker:'):
-        import importlib.util
-        if importlib.util.find_spec('sagemaker_mlflow') is None:
-            raise ImportError(f"tracking URI {uri} is a SageMaker MLflow ARN: pip install sagemaker-mlflow")
-    return uri
+from .setup import tracking_uri as resolve_tracking_uri   # one rule for every stage
 
 # %% ../nbs/03b_tracking.ipynb #157744fe
 def _short(v, n=6000):
