@@ -35,8 +35,9 @@ class DemoConfig:
     method: str = 'lora'                  # 'lora' or 'full'
     steps: int = 60                       # optimizer steps
     global_batch_size: int = 16           # examples per step
-    lr: float = 3e-3                      # learning rate (high: the tiny model, LoRA, few steps)
+    lr: float = 2e-3                      # learning rate (high: the tiny model, LoRA, few steps)
     lora_r: int = 16                      # LoRA rank
+    modules_to_save: str | list | None = None  # LoRA: trained in full beside the adapters; None = 'embeddings' for the embedded tiny model (it has never seen the domain's words), none for yours; [] = none
     general_items: int = 30               # general-benchmark items per subject (6 subjects)
     domain_items: int = 90                # held-out domain records to score
     tracking_uri: str | None = None       # MLflow; None = sqlite store in the run folder
@@ -46,6 +47,13 @@ class DemoConfig:
         if self.method not in ('lora', 'full'): raise ValueError(f"method must be 'lora' or 'full', got {self.method!r}")
         for k in ('n_domain', 'steps', 'global_batch_size', 'general_items', 'domain_items'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
+        if self.modules_to_save and self.method != 'lora': raise ValueError(f"modules_to_save={self.modules_to_save!r} only applies to method='lora'")
+    @property
+    def lora_modules_to_save(self):
+        "What `TrainConfig.modules_to_save` gets: the field, else 'embeddings' for LoRA on the embedded tiny model."
+        if self.method != 'lora': return None
+        if self.modules_to_save is not None: return self.modules_to_save or None
+        return 'embeddings' if self.model is None else None
 
 # %% ../nbs/05_demo.ipynb #85bfc37f
 @dataclass
@@ -109,6 +117,7 @@ def run_demo(config: DemoConfig | None = None, **overrides) -> DemoResult:
     # 3. training
     tcfg = TrainConfig(model=model, method=cfg.method, lr=cfg.lr, max_steps=cfg.steps, global_batch_size=cfg.global_batch_size,
                        warmup_steps=max(1, cfg.steps // 10), lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, seed=cfg.seed,
+                       modules_to_save=cfg.lora_modules_to_save,
                        output_dir=str(out / 'train'), tracking_uri=uri, experiment='forge_nb-demo', run_name=out.name)
     job = train(tcfg, mixed.records, mix=mixed, echo=False)
     t = _stage('train', timings, t)

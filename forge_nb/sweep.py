@@ -17,21 +17,22 @@ from .setup import run_dir, tracking_uri as resolve_tracking_uri, offline, quiet
 from .defaults import tiny_model_path, domain_rows, general_qa
 
 # %% auto #0
-__all__ = ['SweepConfig', 'SweepRun', 'plan_sweep', 'run_one', 'pareto_front', 'SweepResult', 'sweep', 'forgetting_demo',
-           'main_sweep']
+__all__ = ['DEMO_SWEEP', 'SweepConfig', 'SweepRun', 'plan_sweep', 'run_one', 'pareto_front', 'SweepResult', 'sweep',
+           'demo_config', 'forgetting_demo', 'main_sweep']
 
 # %% ../nbs/06_sweep.ipynb #ae231fb7
 @dataclass
 class SweepConfig:
     "What to sweep and how each run trains and is scored."
-    customer_percents: list = field(default_factory=lambda: [100, 75, 50, 25])  # customer_data_percent of each mix
+    customer_percents: list = field(default_factory=lambda: [100, 90, 75, 50, 25, 10])  # customer_data_percent of each mix
     seeds: list = field(default_factory=lambda: [0, 1, 2])  # one run per (mix, seed): the spread over seeds is the noise
     model: str | None = None          # base model (hub id or path); None = the embedded tiny model
-    method: str = 'full'              # 'full' forgets more than 'lora': the contrast mixing is for
+    method: str = 'lora'              # 'lora' (the recommended start) or 'full' (learns more, forgets more)
     steps: int = 200                  # optimizer steps per run
     global_batch_size: int = 16       # examples per step
-    lr: float = 1.5e-3                # peak learning rate (linear decay after a 10% warm-up)
+    lr: float | None = None           # peak learning rate (linear decay after a 10% warm-up); None = the trainer's default
     lora_r: int = 16                  # LoRA rank (method='lora')
+    modules_to_save: str | list | None = None  # LoRA only: modules trained in full beside it, e.g. 'embeddings'
     general_items: int = 20           # MMLU-format general-benchmark items per subject
     general_qa_items: int = 4         # held-out general chat questions per category (generative)
     domain_items: int = 60            # held-out domain records scored per run
@@ -46,7 +47,9 @@ class SweepConfig:
         if self.method not in ('lora', 'full'): raise ValueError(f"method must be 'lora' or 'full', got {self.method!r}")
         for k in ('steps', 'global_batch_size', 'general_items', 'domain_items', 'workers'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
-        if not 0 < self.lr < 1: raise ValueError(f'lr must be in (0, 1), got {self.lr}')
+        if self.lr is not None and not 0 < self.lr < 1: raise ValueError(f'lr must be in (0, 1), got {self.lr}')
+        if self.modules_to_save and self.method != 'lora':
+            raise ValueError(f"modules_to_save={self.modules_to_save!r} only applies to method='lora'")
         from forge_nb.runtimes import RUNTIMES
         if self.runtime not in RUNTIMES: raise ValueError(f'runtime must be one of {RUNTIMES}, got {self.runtime!r}')
 
@@ -98,6 +101,7 @@ def run_one(run: SweepRun, cfg: SweepConfig, train_path, test_path, out_dir, tra
                     batch_size=cfg.global_batch_size, seed=run.seed)
         tc = TrainConfig(model=model, method=cfg.method, lr=cfg.lr, max_steps=cfg.steps, global_batch_size=cfg.global_batch_size,
                          warmup_steps=max(1, cfg.steps // 10), lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, seed=run.seed,
+                         modules_to_save=cfg.modules_to_save,
                          output_dir=str(d / 'train'), tracking_uri=tracking_uri, experiment=cfg.experiment, run_name=run.key,
                          num_threads=torch.get_num_threads())
         job = train(tc, mixed.records, mix=mixed, echo=False, runtime=cfg.runtime)
@@ -274,9 +278,15 @@ def sweep(train_data, test_data, config: SweepConfig | None = None, *, out_dir=N
     return result
 
 # %% ../nbs/06_sweep.ipynb #dec32614
+DEMO_SWEEP = dict(method='lora', modules_to_save='embeddings', lr=2e-3)   # the forgetting demo's settings on the tiny model
+
+def demo_config(**overrides) -> SweepConfig:
+    "The forgetting demo's `SweepConfig`: LoRA with trainable embeddings (the tiny model has never seen the domain's words) at lr 2e-3."
+    return SweepConfig(**{**DEMO_SWEEP, **overrides})
+
 def forgetting_demo(out_dir=None, config: SweepConfig | None = None, n_domain: int = 900, seed: int = 0,
                     tracking_uri: str | None = None, verbose: bool = True) -> SweepResult:
-    "Sweep the default mixes on the embedded default (tiny model, synthetic MedReason-shaped domain)."
+    "Sweep the default mixes on the embedded default (tiny model, synthetic MedReason-shaped domain); `config` defaults to `demo_config()`."
     from forge_nb.preparation import prepare
     offline(os.environ.get('HF_HUB_OFFLINE', '1') != '0')
     out = Path(out_dir) if out_dir else run_dir('forgetting')
@@ -286,29 +296,34 @@ def forgetting_demo(out_dir=None, config: SweepConfig | None = None, n_domain: i
         src.write_text(''.join(json.dumps(r) + '\n' for r in domain_rows(n_domain, seed=seed)))
     prep_dir = out / 'prepared'
     if not (prep_dir / 'summary.json').exists(): prepare(src, prep_dir, seed=seed)
-    res = sweep(prep_dir / 'train.jsonl', prep_dir / 'test.jsonl', config, out_dir=out / 'sweep', tracking_uri=tracking_uri, verbose=verbose)
+    res = sweep(prep_dir / 'train.jsonl', prep_dir / 'test.jsonl', config or demo_config(), out_dir=out / 'sweep', tracking_uri=tracking_uri, verbose=verbose)
     (out / 'sweep' / 'summary.md').write_text(res.to_markdown() + '\n')
     return res
 
 def main_sweep(argv: list[str] | None = None) -> int:
     "CLI: `forge-nb sweep --demo` or `forge-nb sweep --train T.jsonl --test D.jsonl [options]`."
     d = SweepConfig()
-    ap = argparse.ArgumentParser(prog='forge-nb sweep', description='Train and evaluate one run per mix; writes a table and a Pareto plot.')
-    ap.add_argument('--demo', action='store_true', help='the forgetting demo on the embedded default (tiny model, synthetic domain)')
+    ap = argparse.ArgumentParser(prog='forge-nb sweep', description='Train and evaluate one run per mix; writes a table and a Pareto plot. '
+                                 'Options left out take the defaults of SweepConfig, or of demo_config() with --demo.')
+    ap.add_argument('--demo', action='store_true', help=f'the forgetting demo on the embedded default (tiny model, synthetic domain; {DEMO_SWEEP})')
     ap.add_argument('--train', help='prepared train split (JSONL/Parquet of chat records)')
     ap.add_argument('--test', help='prepared held-out domain split')
     ap.add_argument('--out', help='output folder (reuse it to resume a half-finished sweep)')
-    ap.add_argument('--percents', type=float, nargs='+', default=d.customer_percents, help='customer_data_percent values')
-    ap.add_argument('--seeds', type=int, nargs='+', default=d.seeds)
+    ap.add_argument('--percents', type=float, nargs='+', dest='customer_percents', metavar='P', help=f'customer_data_percent values (default {d.customer_percents})')
+    ap.add_argument('--seeds', type=int, nargs='+', metavar='S', help=f'default {d.seeds}')
     ap.add_argument('--model', help='base model (default: embedded tiny model)')
-    ap.add_argument('--method', choices=['lora', 'full'], default=d.method)
-    ap.add_argument('--steps', type=int, default=d.steps); ap.add_argument('--lr', type=float, default=d.lr)
-    ap.add_argument('--batch-size', type=int, default=d.global_batch_size); ap.add_argument('--workers', type=int, default=d.workers)
+    ap.add_argument('--method', choices=['lora', 'full'], help=f'default {d.method!r}')
+    ap.add_argument('--modules-to-save', nargs='+', metavar='MODULE',
+                    help="with --method lora: modules trained in full beside the adapters; 'embeddings' = input/output embeddings")
+    ap.add_argument('--steps', type=int, help=f'default {d.steps}'); ap.add_argument('--lr', type=float, help="default: the trainer's for the method")
+    ap.add_argument('--batch-size', type=int, dest='global_batch_size', metavar='N', help=f'default {d.global_batch_size}')
+    ap.add_argument('--workers', type=int, help=f'default {d.workers}')
     ap.add_argument('--tracking-uri', help='MLflow URI (default: sqlite store in the output folder)')
     a = ap.parse_args(argv)
-    try:
-        cfg = SweepConfig(customer_percents=a.percents, seeds=a.seeds, model=a.model, method=a.method, steps=a.steps, lr=a.lr,
-                          global_batch_size=a.batch_size, workers=a.workers)
+    given = {k: v for k, v in vars(a).items() if v is not None and k in SweepConfig.__dataclass_fields__}
+    if given.get('modules_to_save') == ['embeddings']: given['modules_to_save'] = 'embeddings'
+    if given.get('method') == 'full' and 'modules_to_save' not in given: given['modules_to_save'] = None
+    try: cfg = demo_config(**given) if a.demo else SweepConfig(**given)
     except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
     if a.demo: res = forgetting_demo(a.out, cfg, tracking_uri=a.tracking_uri)
     elif a.train and a.test: res = sweep(a.train, a.test, cfg, out_dir=a.out, tracking_uri=a.tracking_uri)

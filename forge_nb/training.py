@@ -17,8 +17,8 @@ from .packing import (tokenize_chat, collate, token_losses, register_packed_atte
 
 # %% auto #0
 __all__ = ['LORA_TARGETS', 'TERMINAL', 'TrainConfig', 'get_config', 'as_records', 'write_records', 'data_fingerprint',
-           'load_tokenizer', 'load_model', 'lora_targets', 'step_indices', 'plan', 'run_training', 'TrainJob', 'DryRun',
-           'train', 'main_train']
+           'load_tokenizer', 'load_model', 'lora_targets', 'embedding_modules', 'resolve_modules_to_save',
+           'lora_config', 'step_indices', 'plan', 'run_training', 'TrainJob', 'DryRun', 'train', 'main_train']
 
 # %% ../nbs/03_training.ipynb #005fd62c
 def _f(default, rng=None, help='', choices=None):
@@ -69,6 +69,7 @@ class TrainConfig:
     lora_alpha: int = _f(16, (1, 8192), help='LoRA alpha (scale = alpha / r)')
     lora_dropout: float = _f(0.05, (0.0, 0.9), help='dropout on the LoRA path')
     target_modules: list|str|None = _f(None, help='LoRA target modules; None = per-architecture default (LORA_TARGETS), or "all-linear"')
+    modules_to_save: list|str|None = _f(None, help='modules trained in full beside the LoRA adapters (peft modules_to_save); "embeddings" = the input and output embeddings, kept tied if the model ties them (for domains whose tokens the model has rarely seen)')
     packing: bool|None = _f(None, choices=(None, True, False), help='pack samples without cross-attention; None = on where the model supports it')
     assistant_only_loss: bool = _f(True, choices=(True, False), help='loss on assistant tokens only')
     shuffle: bool|None = _f(None, choices=(None, True, False), help='reshuffle samples every epoch; None = on, except for mixer output (kept in order: its batches already hold the requested shares)')
@@ -108,6 +109,13 @@ class TrainConfig:
                 isinstance(self.target_modules, (list, tuple)) and self.target_modules and all(isinstance(t, str) for t in self.target_modules))):
             raise ValueError(f"TrainConfig.target_modules={self.target_modules!r}: must be 'all-linear' or a non-empty list of module names")
         if isinstance(self.target_modules, tuple): self.target_modules = list(self.target_modules)
+        if self.modules_to_save is not None:
+            if isinstance(self.modules_to_save, tuple): self.modules_to_save = list(self.modules_to_save)
+            if not (self.modules_to_save == 'embeddings' or (isinstance(self.modules_to_save, list) and self.modules_to_save
+                                                              and all(isinstance(t, str) for t in self.modules_to_save))):
+                raise ValueError(f"TrainConfig.modules_to_save={self.modules_to_save!r}: must be 'embeddings' or a non-empty list of module names")
+            if self.method != 'lora':
+                raise ValueError(f"TrainConfig.modules_to_save={self.modules_to_save!r}: only applies to method='lora' (method='full' trains every module)")
 
     @classmethod
     def from_dict(cls, d: dict) -> 'TrainConfig':
@@ -224,6 +232,26 @@ def lora_targets(model, target_modules=None):
     "The LoRA target modules for `model`: explicit, else the per-architecture default, else 'all-linear'."
     if target_modules is not None: return target_modules
     return LORA_TARGETS.get(getattr(model.config, 'model_type', None), 'all-linear')
+
+def embedding_modules(model) -> tuple[list, bool]:
+    "Names of `model`'s input and output embedding modules (the output one left out when it shares the input's weight), and whether they are tied."
+    names = {id(m): n for n, m in model.named_modules()}
+    emb, out = model.get_input_embeddings(), model.get_output_embeddings()
+    tied = out is not None and out.weight is emb.weight
+    mods = [names[id(emb)].rsplit('.', 1)[-1]] + ([] if out is None or tied else [names[id(out)].rsplit('.', 1)[-1]])
+    return mods, tied
+
+def resolve_modules_to_save(model, spec) -> tuple[list | None, bool]:
+    "`TrainConfig.modules_to_save` as module names for `model`, and whether peft must keep them tied."
+    if spec == 'embeddings': return embedding_modules(model)
+    return (list(spec) if spec else None), False
+
+def lora_config(model, cfg):
+    "The peft `LoraConfig` for `cfg` on `model` (targets resolved, `modules_to_save='embeddings'` resolved and kept tied)."
+    from peft import LoraConfig
+    mts, tied = resolve_modules_to_save(model, cfg.modules_to_save)
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=lora_targets(model, cfg.target_modules),
+                      modules_to_save=mts, ensure_weight_tying=tied, task_type='CAUSAL_LM')
 
 # %% ../nbs/03_training.ipynb #2f654b68
 def _now() -> str: return datetime.now(timezone.utc).isoformat(timespec='seconds')
@@ -406,12 +434,12 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
             model.config.use_cache = False
         is_lora = cfg.method == 'lora'
-        targets = None
+        targets = mts = None
         if is_lora:
-            from peft import LoraConfig, get_peft_model
-            targets = lora_targets(model, cfg.target_modules)
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                                                     target_modules=targets, task_type='CAUSAL_LM'))
+            from peft import get_peft_model
+            targets, lcfg = lora_targets(model, cfg.target_modules), lora_config(model, cfg)
+            mts = resolve_modules_to_save(model, cfg.modules_to_save)[0]
+            model = get_peft_model(model, lcfg)
             if use_gc: model.enable_input_require_grads()
         model.train()
         torch.manual_seed(cfg.seed + rank)
@@ -438,6 +466,7 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
             (out / 'metrics.jsonl').unlink(missing_ok=True)
         resolved = {**cfg.to_dict(), **p, 'output_dir': str(out), 'model': model_ref, 'packing': packed, 'bf16': use_bf16, 'shuffle': shuffle,
                     'gradient_checkpointing': use_gc, 'target_modules': targets, 'device': str(device),
+                    'modules_to_save': mts,
                     'trainable_params': n_train, 'total_params': n_all, 'n_samples': len(samples), 'dropped_samples': dropped}
         fp = data_fingerprint(train_records)
         if rank == 0:

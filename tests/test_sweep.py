@@ -16,9 +16,11 @@ SMALL = dict(customer_percents=[100, 50], seeds=[0], steps=4, global_batch_size=
 
 @pytest.mark.slow
 def test_sweep_parallel_mlflow_and_resume(prepared, tmp_path):
-    cfg = SweepConfig(**SMALL, workers=2)
+    cfg = SweepConfig(**SMALL, workers=2, modules_to_save='embeddings')
     out = tmp_path / 'sw'
     r1 = sweep(prepared.paths['train'], prepared.paths['test'], cfg, out_dir=out, verbose=False)
+    rc = json.loads((out / 'mix100-seed0' / 'train' / 'resolved_config.json').read_text())
+    assert (rc['method'], rc['modules_to_save']) == ('lora', ['embed_tokens'])   # the sweep's training settings reach the trainer
     assert list(r1.runs.key) == ['base', 'mix100-seed0', 'mix50-seed0']
     assert set(r1.summary.index) == {'base', '100% customer', '50% customer'}
     assert r1.recommended in r1.summary.index and (out / 'pareto.png').stat().st_size > 10_000

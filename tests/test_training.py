@@ -145,6 +145,31 @@ def test_lora_overrides_reach_peft(tmp_path, recs):
     c = json.loads((Path(job.model_path) / 'adapter_config.json').read_text())
     assert (c['r'], c['lora_alpha'], c['lora_dropout'], sorted(c['target_modules'])) == (4, 8, 0.0, ['q_proj', 'v_proj'])
 
+def test_lora_with_trainable_embeddings(tmp_path, recs):
+    "modules_to_save='embeddings': the (tied) embedding matrix trains beside the adapters, stays tied, and reloads."
+    with pytest.raises(ValueError, match="only applies to method='lora'"): TrainConfig(method='full', modules_to_save='embeddings')
+    with pytest.raises(ValueError, match='modules_to_save'): TrainConfig(modules_to_save='everything')
+    job = train(fast(tmp_path, max_steps=2, lr=1e-2, modules_to_save='embeddings'), recs, echo=False)
+    rc = json.loads((Path(job.output_dir) / 'resolved_config.json').read_text())
+    base, _ = load_model(demo_model_path())
+    emb0 = base.get_input_embeddings().weight
+    assert rc['modules_to_save'] == ['embed_tokens'] and rc['trainable_params'] > emb0.numel()
+    assert 'embed_tokens' in json.loads((Path(job.model_path) / 'adapter_config.json').read_text())['modules_to_save']
+    model, _ = load_model(job.model_path, merge=True)
+    emb = model.get_input_embeddings().weight
+    assert not torch.equal(emb, emb0)                                    # trained ...
+    assert model.get_output_embeddings().weight.data_ptr() == emb.data_ptr()   # ... and still tied to the output layer
+
+def test_embedding_modules_of_an_untied_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from forge_nb.training import embedding_modules, lora_config
+    kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, vocab_size=100)
+    assert embedding_modules(LlamaForCausalLM(LlamaConfig(**kw, tie_word_embeddings=False))) == (['embed_tokens', 'lm_head'], False)
+    tied = LlamaForCausalLM(LlamaConfig(**kw, tie_word_embeddings=True))
+    assert embedding_modules(tied) == (['embed_tokens'], True)
+    lc = lora_config(tied, TrainConfig(modules_to_save='embeddings', lora_r=4))
+    assert (lc.r, lc.modules_to_save, lc.ensure_weight_tying) == (4, ['embed_tokens'], True)
+
 def test_dry_run_writes_nothing(tmp_path, recs):
     dr = train(fast(tmp_path, global_batch_size=16, micro_batch_size=4), recs, runtime='subprocess', dry_run=True)
     assert not (tmp_path / 'run').exists()
