@@ -85,8 +85,10 @@ def _per_row_sum(s, ranges) -> np.ndarray:
     if not len(d): return np.zeros(n, np.int64)
     table = bytes(int(any(lo <= i <= hi for lo, hi in ranges)) for i in range(256))
     hit = np.frombuffer(d.tobytes().translate(table), np.uint8)   # bytes.translate: one C pass, ~2x faster than NumPy compares
-    pos = np.flatnonzero(hit) + off[0]      # symbols are sparse: locate them, then count per row
-    return np.bincount(np.searchsorted(off, pos, 'right') - 1, minlength=n)[:n]
+    start = (off[:-1] - off[0]).astype(np.int64)
+    out = np.add.reduceat(hit, np.minimum(start, len(hit) - 1), dtype=np.int64)   # one pass: per-row sums between offsets
+    out[off[1:] == off[:-1]] = 0            # reduceat gives an empty row the next byte, not 0
+    return out
 
 def _url_candidates(s) -> np.ndarray:
     "Rows that contain `://` or `www.` (found on the raw bytes: locate the rare first byte, then check the next ones)."

@@ -6,7 +6,8 @@ Docs: https://forge-nb.github.io/forge_nb/preparation.html.md"""
 
 # %% ../nbs/01_preparation.ipynb #a25838c0
 from __future__ import annotations
-import json, os, shutil, tempfile, time
+import json, os, shutil, tempfile, threading, time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -106,6 +107,15 @@ def _reject_lines(t: pa.Table, idx, reasons, details, fields, records_json) -> b
     rt = rt.cast(rt.schema.set(5, pa.field('record', pa.string(), metadata={b'forge_nb.json': b'1'})))
     return pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(rt)], pa.int32()), encode_jsonl(rt)), '\n')[0].as_py().encode() + b'\n'
 
+_HELPER, _HELPER_LOCK = None, threading.Lock()
+
+def _helper() -> ThreadPoolExecutor:
+    "One helper thread, shared by every `prepare` call: Arrow's kernels release the GIL, so it runs on a second core."
+    global _HELPER
+    with _HELPER_LOCK:
+        if _HELPER is None: _HELPER = ThreadPoolExecutor(1, thread_name_prefix='forge_nb_prep')
+    return _HELPER
+
 def _tokenizer(tok):
     if tok is None or not isinstance(tok, (str, Path)): return tok
     from transformers import AutoTokenizer
@@ -135,6 +145,10 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
     if sanitize:
         chats, counts = _sanitize(chats, sanitize if isinstance(sanitize, SanitizeConfig) else None, tok); tick('sanitize')
     t = chats.table
+    # the JSON lines of every row depend on neither validation nor filtering: the helper thread encodes them meanwhile
+    fast = out_format == 'jsonl' and not render and format == 'messages'
+    pool = _helper()
+    encoded = pool.submit(encode_jsonl, t) if fast else None
     # sanitize removes tokens before breaking prefixes, and a broken prefix cannot form a token, so nothing it handles can
     # survive it: the re-check of those strings is skipped (validate() on its own still does it)
     rep = validate(chats, tokenizer=tok, max_length=max_length, exact_lengths=exact_lengths, reserved=[] if sanitize is True else None,
@@ -174,12 +188,12 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
     local.mkdir(parents=True, exist_ok=True)
     ext = 'jsonl' if out_format == 'jsonl' else 'parquet'
     paths, kept_n = {}, {}
-    lines = None
+    lines, writes = None, []
     if out_format == 'jsonl' and not render:   # encode once; cutting lines per split is cheaper than taking nested rows
-        if format == 'messages': lines, pos = encode_jsonl(t), keep          # all rows: the rejects reuse their lines
+        if fast: lines, pos = encoded.result(), keep          # all rows: the rejects reuse their lines
         else: lines, pos = encode_jsonl(to_format(Table(t.take(pa.array(keep))), format).table), np.arange(len(keep))
-        for k, idx in parts.items():
-            write_lines(pc.take(lines, pa.array(pos[idx])), local/f'{k}.jsonl'); paths[k] = local/f'{k}.jsonl'; kept_n[k] = len(idx)
+        writes = [pool.submit(write_lines, pc.take(lines, pa.array(pos[idx])), local/f'{k}.jsonl') for k, idx in parts.items()]
+        for k, idx in parts.items(): paths[k] = local/f'{k}.jsonl'; kept_n[k] = len(idx)
     else:
         for k, idx in parts.items():
             out = to_format(Table(t.take(pa.array(keep[idx]))), format, tok, render).table
@@ -190,6 +204,7 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
             rec = pc.take(lines, pa.array(bad)) if lines is not None and format == 'messages' else encode_jsonl(t.take(pa.array(bad)))
             f.write(_reject_lines(t, bad, reason[bad], detail[bad], fld[bad], rec))
     paths['rejects'] = local/'rejects.jsonl'
+    for w in writes: w.result()   # the splits, written by the helper meanwhile
     by_reason = {}
     for x in [r['reason'] for r in rejects] + reason[bad].tolist(): by_reason[x] = by_reason.get(x, 0) + 1
     summary = dict(read=read, kept=kept_n, kept_total=sum(kept_n.values()), rejected=dict(sorted(by_reason.items())),
