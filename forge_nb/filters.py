@@ -14,8 +14,9 @@ from .loaders import Table
 from .records import _str, _col, _fld
 
 # %% auto #0
-__all__ = ['record_text', 'words', 'normalize_text', 'exact_duplicates', 'minhash_signatures', 'near_duplicates', 'quality_flags',
-           'detect_languages', 'FilterConfig', 'apply_filters']
+__all__ = ['record_text', 'words', 'normalize_text', 'dedup_keys', 'first_of', 'exact_duplicates', 'minhash_signatures',
+           'near_duplicates', 'quality_flags', 'detect_languages', 'FilterConfig', 'filter_inputs', 'subset_inputs',
+           'apply_filters']
 
 # %% ../nbs/01d_filters.ipynb #9d40bfa5
 def record_text(data) -> pa.Array:
@@ -38,12 +39,21 @@ def normalize_text(arr, _words=None) -> pa.Array:
     return pc.binary_join(_words if _words is not None else words(arr), ' ')
 
 # %% ../nbs/01d_filters.ipynb #f9610b6c
+def dedup_keys(texts, _words=None) -> np.ndarray:
+    "One integer per row, equal exactly where the normalised texts are equal."
+    return np.asarray(pc.dictionary_encode(normalize_text(texts, _words)).indices)
+
+def first_of(keys) -> np.ndarray:
+    "For each row, the index of the earlier row with the same key, or -1 (first occurrences)."
+    keys = np.asarray(keys)
+    if not len(keys): return np.zeros(0, np.int64)
+    _, first, inv = np.unique(keys, return_index=True, return_inverse=True)
+    of = first[inv.reshape(-1)]
+    return np.where(of == np.arange(len(keys)), -1, of)
+
 def exact_duplicates(texts, _words=None) -> np.ndarray:
     "For each row, the index of the earlier row with the same normalised text, or -1 (first occurrences)."
-    idx = np.asarray(pc.dictionary_encode(normalize_text(texts, _words)).indices)
-    _, first = np.unique(idx, return_index=True)   # dictionary codes are numbered in order of first appearance
-    of = first[idx]
-    return np.where(of == np.arange(len(idx)), -1, of)
+    return first_of(dedup_keys(texts, _words))
 
 # %% ../nbs/01d_filters.ipynb #f3d3d133
 def minhash_signatures(texts, num_perm=128, ngram=3, seed=0) -> np.ndarray:
@@ -131,8 +141,8 @@ def quality_flags(texts, min_chars=1, max_chars=None, max_symbol_ratio=0.5, max_
             u = L[cand] - np.asarray(pc.utf8_length(pc.replace_substring_regex(sub, _URL, ''))).astype(np.int64)
             urls[cand] = u / safe[cand] > max_url_ratio
         out['urls'] = urls
-    if min_unique_word_ratio:
-        ws = _words if _words is not None else words(s)
+    if min_unique_word_ratio:   # last: `_words` may be a callable that waits for words computed on another thread
+        ws = _words() if callable(_words) else _words if _words is not None else words(s)
         nw = np.asarray(pc.list_value_length(ws)).astype(np.int64)
         cand = np.flatnonzero(nw >= min_words_for_repetition)
         rep = np.zeros(n, bool)
@@ -178,30 +188,41 @@ class FilterConfig:
         if self.num_perm < 16 or self.ngram < 1: raise ValueError('num_perm must be >= 16 and ngram >= 1')
         if isinstance(self.languages, str): self.languages = (self.languages,)
 
-def apply_filters(texts, config: FilterConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
-    "Per row: the reason it is removed ('' if kept) and the row it duplicates (-1 if none)."
+def filter_inputs(texts, config: FilterConfig | None = None) -> tuple:
+    "What `apply_filters` needs besides the texts: their word lists and (with `dedup`) exact-dedup keys."
+    cfg = config or FilterConfig()
+    s = _str(texts); ws = words(s)
+    return ws, (dedup_keys(s, ws) if cfg.dedup else None)
+
+def subset_inputs(inputs, rows) -> tuple:
+    "`filter_inputs` of all texts cut down to `rows` of them."
+    ws, keys = inputs
+    return pc.take(ws, pa.array(rows)), (None if keys is None else keys[rows])
+
+def apply_filters(texts, config: FilterConfig | None = None, inputs=None) -> tuple[np.ndarray, np.ndarray]:
+    "Per row: the reason it is removed ('' if kept) and the row it duplicates (-1 if none). `inputs`: `filter_inputs` of `texts`, or a callable returning it (e.g. a future's `result`)."
     cfg = config or FilterConfig()
     s = _str(texts); n = len(s)
     reason = np.full(n, '', dtype=object); dup_of = np.full(n, -1, np.int64)
     def mark(mask, why):
         m = np.asarray(mask, bool) & (reason == '')
         reason[m] = why
-    ws = words(s)    # shared by the repetition rule and the dedup key
+    if inputs is None: inputs = filter_inputs(s, cfg)
+    get = inputs if callable(inputs) else lambda: inputs   # a callable is only waited for once the character rules are done
     for why, mask in quality_flags(s, cfg.min_chars, cfg.max_chars, cfg.max_symbol_ratio, cfg.max_url_ratio, cfg.min_unique_word_ratio,
-                                   _words=ws).items():
+                                   _words=lambda: get()[0]).items():
         mark(mask, why)
     if cfg.languages:
         live = np.flatnonzero(reason == '')
         langs = detect_languages(pc.take(s, pa.array(live)), cfg.lang_min_chars)
         for i, lg in zip(live, langs):
             if lg is not None and lg not in cfg.languages: reason[i] = f'language:{lg}'
-    for on, fn, why in ((cfg.dedup, lambda x, w: exact_duplicates(x, w), 'duplicate'),
-                        (cfg.near_dup, lambda x, w: near_duplicates(x, cfg.near_dup, cfg.num_perm, cfg.ngram, cfg.seed), 'near_duplicate')):
+    for why, on in (('duplicate', cfg.dedup), ('near_duplicate', cfg.near_dup)):   # among the rows still kept
         if not on: continue
         live = np.flatnonzero(reason == '')
         if not len(live): continue
-        if len(live) == n: of = fn(s, ws)
-        else: take = pa.array(live); of = fn(pc.take(s, take), pc.take(ws, take))
+        if why == 'duplicate': keys = get()[1]; of = first_of(keys if len(live) == n else keys[live])
+        else: of = near_duplicates(s if len(live) == n else pc.take(s, pa.array(live)), cfg.near_dup, cfg.num_perm, cfg.ngram, cfg.seed)
         hit = of >= 0
         reason[live[hit]] = why; dup_of[live[hit]] = live[of[hit]]
     return reason, dup_of

@@ -15,7 +15,7 @@ import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .loaders import Table, LoadError, load, md_table, show
 from .records import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, write_jsonl, write_lines, encode_jsonl, _col, _str
 from .validation import validate, ValidationError, ValidationReport
-from .filters import FilterConfig, apply_filters, record_text
+from .filters import FilterConfig, apply_filters, record_text, filter_inputs, subset_inputs
 
 # %% auto #0
 __all__ = ['SPLITS', 'split_indices', 'save_table', 'load_records', 'PrepResult', 'prepare']
@@ -145,10 +145,12 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
     if sanitize:
         chats, counts = _sanitize(chats, sanitize if isinstance(sanitize, SanitizeConfig) else None, tok); tick('sanitize')
     t = chats.table
-    # the JSON lines of every row depend on neither validation nor filtering: the helper thread encodes them meanwhile
+    # the filters' word lists and dedup keys, then the JSON lines of every row, depend on neither validation nor the
+    # character-level filters: the helper thread computes them meanwhile
     fast = out_format == 'jsonl' and not render and format == 'messages'
-    pool = _helper()
-    encoded = pool.submit(encode_jsonl, t) if fast else None
+    pool, txt, half = _helper(), record_text(t), t.num_rows // 2
+    pre = pool.submit(filter_inputs, txt, fcfg)
+    encoded = pool.submit(encode_jsonl, t.slice(0, half)) if fast else None   # this thread encodes the other half
     # sanitize removes tokens before breaking prefixes, and a broken prefix cannot form a token, so nothing it handles can
     # survive it: the re-check of those strings is skipped (validate() on its own still does it)
     rep = validate(chats, tokenizer=tok, max_length=max_length, exact_lengths=exact_lengths, reserved=[] if sanitize is True else None,
@@ -163,8 +165,8 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
         if not reason[r.row]: reason[r.row], detail[r.row], fld[r.row] = r.rule, r.message, r.field
     tick('validate')
     live = np.flatnonzero(reason == '')
-    txt = record_text(t)
-    why, dup_of = apply_filters(txt if len(live) == len(txt) else pc.take(txt, pa.array(live)), fcfg)
+    if len(live) == len(txt): why, dup_of = apply_filters(txt, fcfg, inputs=pre.result)
+    else: why, dup_of = apply_filters(pc.take(txt, pa.array(live)), fcfg, inputs=lambda: subset_inputs(pre.result(), live))
     fj = np.flatnonzero(why != '')
     if len(fj):
         rows, w, d = live[fj], why[fj], dup_of[fj]
@@ -190,10 +192,12 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
     paths, kept_n = {}, {}
     lines, writes = None, []
     if out_format == 'jsonl' and not render:   # encode once; cutting lines per split is cheaper than taking nested rows
-        if fast: lines, pos = encoded.result(), keep          # all rows: the rejects reuse their lines
+        if fast:   # all rows (the rejects reuse their lines); this thread's half first, while the helper finishes its own
+            second = encode_jsonl(t.slice(half)); lines, pos = pa.concat_arrays([encoded.result(), second]), keep
         else: lines, pos = encode_jsonl(to_format(Table(t.take(pa.array(keep))), format).table), np.arange(len(keep))
-        writes = [pool.submit(write_lines, pc.take(lines, pa.array(pos[idx])), local/f'{k}.jsonl') for k, idx in parts.items()]
         for k, idx in parts.items(): paths[k] = local/f'{k}.jsonl'; kept_n[k] = len(idx)
+        write = lambda k: write_lines(pc.take(lines, pa.array(pos[parts[k]])), paths[k])
+        writes = [pool.submit(write, 'train')]   # the largest split on the helper, the others here after the rejects
     else:
         for k, idx in parts.items():
             out = to_format(Table(t.take(pa.array(keep[idx]))), format, tok, render).table
@@ -204,7 +208,9 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
             rec = pc.take(lines, pa.array(bad)) if lines is not None and format == 'messages' else encode_jsonl(t.take(pa.array(bad)))
             f.write(_reject_lines(t, bad, reason[bad], detail[bad], fld[bad], rec))
     paths['rejects'] = local/'rejects.jsonl'
-    for w in writes: w.result()   # the splits, written by the helper meanwhile
+    if writes:
+        for k in ('validation', 'test'): write(k)
+        writes[0].result()
     by_reason = {}
     for x in [r['reason'] for r in rejects] + reason[bad].tolist(): by_reason[x] = by_reason.get(x, 0) + 1
     summary = dict(read=read, kept=kept_n, kept_total=sum(kept_n.values()), rejected=dict(sorted(by_reason.items())),
