@@ -54,40 +54,14 @@ class Task:
     def __repr__(self): return f'{type(self).__name__}(name={self.name!r}, axis={self.axis!r})'
 
 # %% ../nbs/04a_eval_core.ipynb #5ac11451
-def _local_load_model(path_or_id, *, dtype=torch.float32, gguf_file=None, device='cpu'):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    p = Path(str(path_or_id))
-    kw = dict(dtype=dtype)
-    if gguf_file: kw['gguf_file'] = gguf_file
-    if (p / 'adapter_config.json').exists():
-        from peft import PeftModel
-        cfg = json.loads((p / 'adapter_config.json').read_text())
-        base = cfg.get('base_model_name_or_path')
-        if not base: raise ValueError(f"{p/'adapter_config.json'}: field 'base_model_name_or_path' is missing")
-        model = AutoModelForCausalLM.from_pretrained(base, **kw)
-        model = PeftModel.from_pretrained(model, str(p))
-        tok_src = p if (p / 'tokenizer_config.json').exists() else base
-        tok = AutoTokenizer.from_pretrained(str(tok_src), **({'gguf_file': gguf_file} if gguf_file and tok_src == base else {}))
-    else:
-        model = AutoModelForCausalLM.from_pretrained(str(path_or_id), **kw)
-        tok = AutoTokenizer.from_pretrained(str(path_or_id), **({'gguf_file': gguf_file} if gguf_file else {}))
-    return model.to(device), tok
-
 def default_device() -> str: return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 def load_model(path_or_id, *, dtype=torch.float32, gguf_file=None, device: str | None = None):
-    "(model, tokenizer) in eval mode for a model dir / hub id / LoRA adapter dir; prefers `forge_nb.training.load_model`."
-    model = tok = None
-    device = device or default_device()
-    if gguf_file is None:
-        try: from forge_nb.training import load_model as _train_load
-        except Exception: _train_load = None
-        if _train_load is not None:
-            model, tok = _train_load(path_or_id, dtype=dtype, device=device)
-    if model is None: model, tok = _local_load_model(path_or_id, dtype=dtype, gguf_file=gguf_file, device=device)
+    "(model, tokenizer) in eval mode for a model dir / hub id / LoRA adapter dir / GGUF file (`forge_nb.training.load_model`)."
+    from forge_nb.training import load_model as _load
+    model, tok = _load(path_or_id, dtype=dtype, device=device or default_device(), gguf_file=gguf_file)
     if tok.pad_token is None: tok.pad_token = tok.eos_token
-    model.eval()
-    return model, tok
+    return model.eval(), tok
 
 def resolve_model(spec, device: str | None = None):
     "Turn a model spec (path / hub id / `(model, tokenizer)` / object with `.model_path`) into `(model, tokenizer)`."

@@ -201,20 +201,21 @@ def _model_ref(m) -> str:
     p = Path(str(m)).expanduser()
     return str(p.resolve()) if p.exists() else str(m)
 
-def load_tokenizer(path_or_id, *, trust_remote_code=False, chat_template=None):
-    "Tokenizer with a pad token (falls back to eos) and an optional chat template override."
+def load_tokenizer(path_or_id, *, trust_remote_code=False, chat_template=None, gguf_file=None):
+    "Tokenizer with a pad token (falls back to eos) and an optional chat template override; `gguf_file` reads it from a GGUF file in `path_or_id`."
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(_model_ref(path_or_id), trust_remote_code=trust_remote_code)
+    tok = AutoTokenizer.from_pretrained(_model_ref(path_or_id), trust_remote_code=trust_remote_code, **({'gguf_file': gguf_file} if gguf_file else {}))
     if chat_template: tok.chat_template = chat_template
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     return tok
 
 def load_model(path_or_id=None, *, dtype=None, device=None, merge: bool=False, trust_remote_code: bool=False,
-               attn_implementation: str|None=None):
-    "(model, tokenizer) for a base model folder/hub id or a LoRA adapter folder (base from adapter_config.json)."
+               attn_implementation: str|None=None, gguf_file: str|None=None):
+    "(model, tokenizer) for a base model folder/hub id or a LoRA adapter folder (base from adapter_config.json); `gguf_file`: the (base) model's weights are that GGUF file."
     from transformers import AutoModelForCausalLM
     ref = _model_ref(path_or_id)
-    kw = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code, use_safetensors=True)
+    kw = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
+    kw.update(gguf_file=gguf_file) if gguf_file else kw.update(use_safetensors=True)
     if attn_implementation: kw['attn_implementation'] = attn_implementation
     if _is_adapter(ref):
         from peft import PeftModel
@@ -222,11 +223,11 @@ def load_model(path_or_id=None, *, dtype=None, device=None, merge: bool=False, t
         model = AutoModelForCausalLM.from_pretrained(_model_ref(base), **kw)
         model = PeftModel.from_pretrained(model, ref)
         if merge: model = model.merge_and_unload()
-        tok_src = ref if Path(ref, 'tokenizer_config.json').exists() else base
+        tok_src, tok_gguf = (ref, None) if Path(ref, 'tokenizer_config.json').exists() else (base, gguf_file)
     else:
-        model, tok_src = AutoModelForCausalLM.from_pretrained(ref, **kw), ref
+        model, tok_src, tok_gguf = AutoModelForCausalLM.from_pretrained(ref, **kw), ref, gguf_file
     if device: model = model.to(device)
-    return model.eval(), load_tokenizer(tok_src, trust_remote_code=trust_remote_code)
+    return model.eval(), load_tokenizer(tok_src, trust_remote_code=trust_remote_code, gguf_file=tok_gguf)
 
 def lora_targets(model, target_modules=None):
     "The LoRA target modules for `model`: explicit, else the per-architecture default, else 'all-linear'."

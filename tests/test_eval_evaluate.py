@@ -32,10 +32,9 @@ def held_out(tmp_path_factory):
     return p
 
 def test_adapter_dir_loads_through_peft(adapter_dir):
-    from forge_nb.eval_core import _local_load_model        # the fallback used when forge_nb.training is absent
-    for model, tok in (load_model(adapter_dir), _local_load_model(adapter_dir)):
-        assert type(model).__name__.startswith('Peft') and tok.pad_token is not None
-        assert any('lora_' in n for n, _ in model.named_parameters())
+    model, tok = load_model(adapter_dir)
+    assert type(model).__name__.startswith('Peft') and tok.pad_token is not None and not model.training
+    assert any('lora_' in n for n, _ in model.named_parameters())
 
 def test_evaluate_base_vs_adapter_table_mlflow(tmp_path, adapter_dir, held_out):
     uri = f'sqlite:///{tmp_path}/mlflow.db'
