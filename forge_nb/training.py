@@ -215,7 +215,8 @@ def load_model(path_or_id=None, *, dtype=None, device=None, merge: bool=False, t
     from transformers import AutoModelForCausalLM
     ref = _model_ref(path_or_id)
     kw = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
-    kw.update(gguf_file=gguf_file) if gguf_file else kw.update(use_safetensors=True)
+    if gguf_file: kw['gguf_file'] = gguf_file
+    else: kw['use_safetensors'] = True
     if attn_implementation: kw['attn_implementation'] = attn_implementation
     if _is_adapter(ref):
         from peft import PeftModel
