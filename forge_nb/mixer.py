@@ -330,19 +330,9 @@ def load_customer(src) -> list[dict]:
     p = Path(src)
     if p.is_dir(): return [r for f in sorted(p.glob('*.jsonl')) + sorted(p.glob('*.parquet')) for r in load_customer(f)]
     if not p.exists(): raise FileNotFoundError(f"customer data {s!r} not found")
-    if p.suffix in ('.parquet', '.pq'):
-        try: from forge_nb.preparation import load_records  # knows the JSON-encoded columns prepared splits use
-        except ImportError: load_records = None
-        if load_records is not None: return load_records(p)
-        import pandas as pd
-        return pd.read_parquet(p).to_dict('records')
     if p.suffix == '.json': return json.loads(p.read_text())
-    out = []
-    for i, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip(): continue
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError as e: raise ValueError(f"{p}:{i}: not valid JSON ({e.msg})") from None
-    return out
+    from forge_nb.preparation import load_records   # the one JSONL/Parquet reader (file:line errors, JSON-encoded columns)
+    return load_records(p)
 
 # %% ../nbs/02b_mixer.ipynb #697c3922
 @dataclass
