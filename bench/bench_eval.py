@@ -26,7 +26,7 @@ def load(which):
         model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
         return model.eval(), tok, f'SmolLM2-135M-Instruct ({f})'
     if which == 'tiny':
-        from forge_nb.defaults import tiny_model_path
+        from forge_nb.core.embedded import tiny_model_path
         which = tiny_model_path()
     return (AutoModelForCausalLM.from_pretrained(which, dtype=torch.float32).eval(),
             AutoTokenizer.from_pretrained(which), str(which))
@@ -34,7 +34,7 @@ def load(which):
 def lm_eval_tasks(tmp, data, shots, k):
     "One local YAML task per subject, the same template as lm-eval's `mmlu` (default) task, over JSONL copies."
     import yaml
-    from forge_nb.mmlu import mmlu_description
+    from forge_nb.evaluation.mmlu import mmlu_description
     names = []
     for s, items in data.items():
         for split, its in (('test', items), ('dev', shots.get(s, []))):
@@ -61,7 +61,7 @@ def main():
     ap.add_argument('--batch-size', type=int, default=16)
     ap.add_argument('--repeats', type=int, default=1, help='timed runs of each (alternating order); the fastest counts')
     a = ap.parse_args()
-    from forge_nb.mmlu import MMLU, MMLU_SUBJECTS, load_mmlu_local
+    from forge_nb.evaluation.mmlu import MMLU, MMLU_SUBJECTS, load_mmlu_local
     subjects = list(MMLU_SUBJECTS)[:a.subjects]
     t = time.time(); model, tok, name = load(a.model); print(f'model {name} loaded in {time.time() - t:.1f} s', flush=True)
     with torch.inference_mode(): model(input_ids=torch.tensor([tok.encode('warm up the kernels')]))

@@ -19,7 +19,7 @@ import numpy as np, sys
 sys.path.insert(0, {repr(os.getcwd())})
 def hwm():  # peak RSS of this process image (VmHWM; ru_maxrss would include the parent's memory from before exec)
     return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')) / 1024
-from forge_nb.mixer import assign
+from forge_nb.mixing.mixer import assign
 from forge_nb.mixing import MixConfig
 sh = MixConfig().shares()
 base = hwm()
@@ -33,7 +33,7 @@ print(base, hwm())
 
 def offs(src, names, w, n, b):
     "Worst epoch rows off (vs the whole-row Hamilton target) and worst full-batch rows off (vs share × batch size)."
-    from forge_nb.mixer import apportion
+    from forge_nb.mixing.mixer import apportion
     S = len(names); src = np.asarray(src, np.int64)
     T = apportion(w, n); cnt = np.bincount(src, minlength=S)
     nb = n // b
@@ -41,7 +41,7 @@ def offs(src, names, w, n, b):
     return int(np.abs(cnt - T).max()), float(np.abs(C - np.asarray(w) * b).max())
 
 def main():
-    from forge_nb.mixer import assign
+    from forge_nb.mixing.mixer import assign
     names, w = shares()
     sizes = [10_000_000] * len(names)
     assign(names, w, sizes, 100_000, batch_size=B)  # warm-up

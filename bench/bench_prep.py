@@ -6,9 +6,9 @@ import argparse, json, os, random, re, shutil, sys, tempfile, time
 from pathlib import Path
 for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false').items(): os.environ.setdefault(k, v)
 import pandas as pd
-from forge_nb.defaults import domain_rows, tiny_model_path
-from forge_nb.preparation import prepare
-from forge_nb.records import RESERVED_PREFIXES, RESERVED_TOKENS
+from forge_nb.core.embedded import domain_rows, tiny_model_path
+from forge_nb.data.preparation import prepare
+from forge_nb.data.transform import RESERVED_PREFIXES, RESERVED_TOKENS
 
 def make_rows(n, seed=0):
     "MedReason-shaped rows with some dirt: reserved prefixes/tokens in ~5% of rows, ~1% exact copies."

@@ -17,8 +17,8 @@ for k, v in dict(HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1', HF_DATASETS_OFFLI
 import torch
 
 def mixed_records(n, seed=0):
-    from forge_nb import mixing
-    from forge_nb.defaults import domain_rows
+    from forge_nb.mixing import config
+    from forge_nb.core.embedded import domain_rows
     cust = [{'messages': [{'role': 'user', 'content': r['question'] + (' Options: ' + '; '.join(f'{k}) {v}' for k, v in r['options'].items()) if r.get('options') else '')},
                           {'role': 'assistant', 'content': f"{r['reasoning']} Answer: {r['answer']}"}]} for r in domain_rows(n, seed=seed)]
     return mixing.mix(cust, mixing.MixConfig(customer_data_percent=50.0), n_examples=n, seed=seed).records
@@ -26,7 +26,7 @@ def mixed_records(n, seed=0):
 def hf_trainer(model_path, samples, args, dynamic=False):
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, default_data_collator, DataCollatorForSeq2Seq
     from peft import LoraConfig, get_peft_model
-    from forge_nb.training import load_tokenizer, lora_targets
+    from forge_nb.training.launch import load_tokenizer, lora_targets
     import datasets
     tok = load_tokenizer(model_path)
     L = args.max_length
@@ -57,7 +57,7 @@ def hf_trainer(model_path, samples, args, dynamic=False):
     return dict(tok_s=seen['real'] / dt, loss=res.training_loss, wall_s=dt, pad_frac=1 - seen['real'] / max(seen['padded'], 1))
 
 def forge_packed(model_path, records, args):
-    from forge_nb.training import TrainConfig, train
+    from forge_nb.training.launch import TrainConfig, train
     d = tempfile.mkdtemp()
     cfg = TrainConfig(model=str(model_path), max_steps=args.steps, global_batch_size=args.batch, micro_batch_size=args.batch,
                       lr=args.lr, max_length=args.max_length, track=False, output_dir=str(Path(d) / 'run'),
@@ -81,8 +81,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.gpu and not torch.cuda.is_available(): sys.exit('--gpu needs CUDA')
     torch.set_num_threads(args.threads)
-    from forge_nb.training import load_tokenizer
-    from forge_nb.packing import tokenize_chat, demo_model_path
+    from forge_nb.training.launch import load_tokenizer
+    from forge_nb.training.packing import tokenize_chat, demo_model_path
     model = Path(args.model) if args.model else demo_model_path()
     tok = load_tokenizer(model)
     records = mixed_records(args.records)

@@ -7,20 +7,20 @@ Docs: https://forge-nb.github.io/forge_nb/cli.html.md"""
 # %% ../nbs/07_cli.ipynb #5880c16f
 from __future__ import annotations
 import argparse, json, sys
-from .setup import quiet
+from .core.env import quiet
 
 # %% auto #0
 __all__ = ['parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #27479b32
 def _env(a):
-    from forge_nb.setup import env_report
+    from forge_nb.core.env import env_report
     r = env_report(check_aws=a.check_aws)
     print(r._repr_markdown_())
     return 0
 
 def _demo(a):
-    from forge_nb.demo import run_demo, DemoConfig
+    from forge_nb.workflow.demo import run_demo, DemoConfig
     kw = {k: v for k, v in dict(out_dir=a.out, model=a.model, data=a.data, steps=a.steps, method=a.method, seed=a.seed,
                                 customer_data_percent=a.customer_percent, tracking_uri=a.tracking_uri).items() if v is not None}
     res = run_demo(DemoConfig(**kw))
@@ -28,15 +28,15 @@ def _demo(a):
     return 0
 
 def _train(a):
-    from forge_nb.training import main_train
+    from forge_nb.training.launch import main_train
     return main_train(a.rest)
 
 def _sweep(a):
-    from forge_nb.sweep import main_sweep
+    from forge_nb.workflow.sweeps import main_sweep
     return main_sweep(a.rest)
 
 def _build_tiny(a):
-    from forge_nb.defaults import build_tiny_model, TinySpec
+    from forge_nb.core.embedded import build_tiny_model, TinySpec
     out = build_tiny_model(a.out, TinySpec(steps=a.steps), device=a.device)
     print(f'wrote {out}')
     return 0

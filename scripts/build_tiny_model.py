@@ -2,14 +2,14 @@
 
     python scripts/build_tiny_model.py [--out forge_nb/assets/tiny-chat] [--steps 3000] [--device cuda|cpu]
 
-Everything is generated (tokenizer, corpus, weights) from fixed seeds; see `forge_nb.defaults`. On one GPU this takes
+Everything is generated (tokenizer, corpus, weights) from fixed seeds; see `forge_nb.core.embedded`. On one GPU this takes
 about a minute; on 2 CPU cores the default 3000 steps take roughly 40 minutes. After training it prints the model's
 accuracy on the MMLU-format general benchmark (log-likelihood of the answer letter) and a few greedy answers.
 """
 import argparse, json, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from forge_nb.defaults import TinySpec, build_tiny_model, general_benchmark, mmlu_prompt, general_pool, GENERAL_CATEGORIES
+from forge_nb.core.embedded import TinySpec, build_tiny_model, general_benchmark, mmlu_prompt, general_pool, GENERAL_CATEGORIES
 
 def letter_accuracy(model, tok, items, device):
     "Share of `items` whose most likely next token among ' A'..' D' is the gold letter (zero-shot)."

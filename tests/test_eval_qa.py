@@ -2,10 +2,10 @@
 import json
 import pytest
 import sacrebleu
-from forge_nb.qa_metrics import (DomainQA, classification_metrics, exact_match, extract_choice, normalize_answer, qa_metrics,
+from forge_nb.evaluation.qa import (DomainQA, classification_metrics, exact_match, extract_choice, normalize_answer, qa_metrics,
                                  split_record, token_f1)
-from forge_nb.eval_core import chat_prompt, load_model, generate
-from forge_nb.defaults import tiny_model_path, domain_rows
+from forge_nb.evaluation.task import chat_prompt, load_model, generate
+from forge_nb.core.embedded import tiny_model_path, domain_rows
 
 def test_squad_normalisation_em_f1():
     assert normalize_answer('An  Apple, the pie!') == 'apple pie'

@@ -3,9 +3,10 @@ import json, warnings
 import numpy as np, pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from forge_nb.mixing import (MixConfig, get_config, set_config, reset_config, mix, MixResult, CATEGORIES, register_category,
-                             categories, _USER_CATEGORIES)
-from forge_nb.mixer import apportion, plan_counts, assign, permute_index, rows_for, Exhausted, MixReport, trainable_tokens
-from forge_nb.catalog import Catalog, Source, default_catalog, register_source, HUB_SOURCES
+                             categories)
+from forge_nb.mixing.config import _USER_CATEGORIES
+from forge_nb.mixing.mixer import apportion, plan_counts, assign, permute_index, rows_for, Exhausted, MixReport, trainable_tokens
+from forge_nb.mixing.catalog import Catalog, Source, default_catalog, register_source, HUB_SOURCES
 
 def _rec(i, cat='customer', n_words=3):
     return {'messages': [{'role': 'user', 'content': f'q{i}'}, {'role': 'assistant', 'content': ' '.join(['w'] * n_words)}], 'id': i}
@@ -177,7 +178,7 @@ def test_mix_redistributes_within_general_part():
 
 def test_mix_tokens_with_a_real_tokenizer():
     from transformers import AutoTokenizer
-    from forge_nb.defaults import tiny_model_path
+    from forge_nb.core.embedded import tiny_model_path
     tok = AutoTokenizer.from_pretrained(tiny_model_path())
     cust = [_rec(i, n_words=1 + i % 7) for i in range(300)]
     res = mix(cust, MixConfig(30, {'math': 50, 'stem': 50}), n_examples=300, unit='tokens', tokenizer=tok, batch_size=16)
@@ -214,7 +215,7 @@ def test_register_source_default_catalog_and_new_category():
         res = mix([_rec(i) for i in range(10)], MixConfig(50, {'legal-qa': 100}), n_examples=20)
         assert sum(r['source'] == 'legal-qa' for r in res.records) == 10
     finally:
-        from forge_nb import catalog
+        from forge_nb.mixing import catalog
         catalog._REGISTERED.clear()
 
 def test_auto_mode_offline_without_network(monkeypatch):

@@ -2,8 +2,8 @@
 import numpy as np, pytest
 from hypothesis import given, settings, strategies as st
 from forge_nb.mixing import MixConfig, get_config, reset_config, categories
-from forge_nb.sliders import MixEditor, renormalise, batch_bar
-from forge_nb.catalog import Catalog, register_source
+from forge_nb.mixing.sliders import MixEditor, renormalise, batch_bar
+from forge_nb.mixing.catalog import Catalog, register_source
 
 @pytest.fixture(autouse=True)
 def _clean():
@@ -60,7 +60,7 @@ def test_table_uses_customer_tokens_and_reports_empty_categories():
 
 def test_show_subset_and_user_category():
     cat = Catalog()
-    from forge_nb.mixing import _USER_CATEGORIES
+    from forge_nb.mixing.config import _USER_CATEGORIES
     try:
         register_source('legal-qa', [{'messages': [{'role': 'user', 'content': 'x'}, {'role': 'assistant', 'content': 'y'}]}] * 5, catalog=cat)
         ed = MixEditor(MixConfig(60, {'legal-qa': 100}), catalog=cat, show=['legal-qa', 'math'], batch_size=10, preview_n=20)

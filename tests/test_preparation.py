@@ -4,13 +4,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq, pyarrow.feather as pf
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
-from forge_nb.defaults import domain_rows, tiny_model_path
-from forge_nb.loaders import load, read_file, iter_batches, LoadError, Table, show
-from forge_nb.records import (to_chat, sanitize, SanitizeConfig, to_format, encode_jsonl, tokenizer_special_tokens,
+from forge_nb.core.embedded import domain_rows, tiny_model_path
+from forge_nb.data.load import load, read_file, iter_batches, LoadError, Table, show
+from forge_nb.data.transform import (to_chat, sanitize, SanitizeConfig, to_format, encode_jsonl, tokenizer_special_tokens,
                               RESERVED_PREFIXES, RESERVED_TOKENS, sanitize_array)
-from forge_nb.validation import validate, token_lengths, ValidationError
-from forge_nb.filters import FilterConfig, apply_filters, near_duplicates, exact_duplicates, quality_flags, detect_languages, record_text
-from forge_nb.preparation import prepare, load_records, split_indices, PrepResult
+from forge_nb.data.validate import validate, token_lengths, ValidationError
+from forge_nb.data.filters import FilterConfig, apply_filters, near_duplicates, exact_duplicates, quality_flags, detect_languages, record_text
+from forge_nb.data.preparation import prepare, load_records, split_indices, PrepResult
 
 @pytest.fixture(scope='module')
 def tok():

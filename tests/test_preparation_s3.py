@@ -3,9 +3,9 @@ import json, os
 from pathlib import Path
 import pytest
 from moto import mock_aws
-from forge_nb.defaults import domain_rows
-from forge_nb.loaders import load, LoadError
-from forge_nb.preparation import prepare, load_records
+from forge_nb.core.embedded import domain_rows
+from forge_nb.data.load import load, LoadError
+from forge_nb.data.preparation import prepare, load_records
 
 @pytest.fixture
 def s3(monkeypatch):

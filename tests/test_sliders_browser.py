@@ -3,7 +3,7 @@ import os, shutil
 import pytest
 from jlab import jupyterlab, lab_page, write_notebook, open_notebook, run_cell  # noqa: F401 (fixtures)
 
-CELL = """from forge_nb.sliders import MixEditor
+CELL = """from forge_nb.mixing.sliders import MixEditor
 ed = MixEditor(batch_size=20)
 ed"""
 

@@ -2,9 +2,9 @@
 import json
 from pathlib import Path
 import pytest
-from forge_nb.defaults import domain_rows
-from forge_nb.preparation import prepare
-from forge_nb.sweep import SweepConfig, sweep, main_sweep
+from forge_nb.core.embedded import domain_rows
+from forge_nb.data.preparation import prepare
+from forge_nb.workflow.sweeps import SweepConfig, sweep, main_sweep
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):

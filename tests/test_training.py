@@ -2,14 +2,14 @@
 import json, copy
 from pathlib import Path
 import pytest, torch
-from forge_nb.training import (TrainConfig, get_config, train, load_model, main_train, TrainJob, plan, step_indices,
+from forge_nb.training.launch import (TrainConfig, get_config, train, load_model, main_train, TrainJob, plan, step_indices,
                                data_fingerprint, _demo_records)
-from forge_nb.packing import (tokenize_chat, collate, token_losses, register_packed_attention, demo_model_path,
+from forge_nb.training.packing import (tokenize_chat, collate, token_losses, register_packed_attention, demo_model_path,
                               ChatTemplateError, has_generation_markers, PACKED_ATTN)
 
 @pytest.fixture(scope='module')
 def tok():
-    from forge_nb.training import load_tokenizer
+    from forge_nb.training.launch import load_tokenizer
     return load_tokenizer(demo_model_path())
 
 @pytest.fixture(scope='module')
@@ -162,7 +162,7 @@ def test_lora_with_trainable_embeddings(tmp_path, recs):
 
 def test_embedding_modules_of_an_untied_model():
     from transformers import LlamaConfig, LlamaForCausalLM
-    from forge_nb.training import embedding_modules, lora_config
+    from forge_nb.training.launch import embedding_modules, lora_config
     kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, vocab_size=100)
     assert embedding_modules(LlamaForCausalLM(LlamaConfig(**kw, tie_word_embeddings=False))) == (['embed_tokens', 'lm_head'], False)
     tied = LlamaForCausalLM(LlamaConfig(**kw, tie_word_embeddings=True))
@@ -178,7 +178,7 @@ def test_dry_run_writes_nothing(tmp_path, recs):
     assert '--config' in dr._repr_markdown_()
 
 def test_main_train_cli(tmp_path, recs, capsys):
-    from forge_nb.training import write_records
+    from forge_nb.training.launch import write_records
     data = write_records(recs, tmp_path / 'train.jsonl')
     cfgf = tmp_path / 'cfg.json'; cfgf.write_text(json.dumps({'max_steps': 2, 'track': False, 'num_threads': 1, 'train_data': str(data)}))
     assert main_train(['--config', str(cfgf), '--dry-run', '--set', 'lr=0.001']) == 0
@@ -200,8 +200,8 @@ def test_other_architectures_pack_cleanly_and_get_lora_targets(arch):
     "Packing isolation and per-architecture LoRA targets on random tiny models of other families."
     from transformers import AutoConfig, AutoModelForCausalLM
     from peft import LoraConfig, get_peft_model
-    from forge_nb.packing import supports_packing
-    from forge_nb.training import lora_targets, LORA_TARGETS
+    from forge_nb.training.packing import supports_packing
+    from forge_nb.training.launch import lora_targets, LORA_TARGETS
     register_packed_attention()
     torch.manual_seed(0)
     m = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch, **ARCHS[arch])).eval()
@@ -220,7 +220,7 @@ def test_other_architectures_pack_cleanly_and_get_lora_targets(arch):
 def test_packing_refused_where_it_would_leak():
     "Models whose attention cannot be packed cleanly (no backend support, softcapping, short sliding windows) are not packed."
     from transformers import AutoConfig, AutoModelForCausalLM
-    from forge_nb.packing import supports_packing
+    from forge_nb.training.packing import supports_packing
     falcon = AutoModelForCausalLM.from_config(AutoConfig.for_model('falcon', hidden_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=100))
     assert not supports_packing(falcon)
     gemma2 = AutoModelForCausalLM.from_config(AutoConfig.for_model('gemma2', hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -231,7 +231,7 @@ def test_packing_refused_where_it_would_leak():
     assert supports_packing(mistral, max_length=256) and not supports_packing(mistral, max_length=512)
 
 def test_bad_record_error_names_file_row_and_field(tmp_path, recs):
-    from forge_nb.training import write_records
+    from forge_nb.training.launch import write_records
     bad = recs[:10] + [{'messages': [{'role': 'user', 'content': 'q'}, {'role': 'assistant', 'content': 3}]}]
     path = write_records(bad, tmp_path / 'bad.jsonl')
     with pytest.raises(ValueError, match=r'bad\.jsonl: record \(row 10\): messages\[1\] needs role'):
@@ -240,7 +240,7 @@ def test_bad_record_error_names_file_row_and_field(tmp_path, recs):
 def test_mixer_batches_reach_the_optimizer_intact(tmp_path):
     "Training from a mix keeps the mixer's order, so every optimizer step holds the requested shares exactly."
     from forge_nb.mixing import MixConfig, mix
-    from forge_nb.defaults import domain_rows, tiny_model_path
+    from forge_nb.core.embedded import domain_rows, tiny_model_path
     cust = [{'messages': [{'role': 'user', 'content': r['question']}, {'role': 'assistant', 'content': r['answer']}]}
             for r in domain_rows(40)]
     m = mix(cust, MixConfig(customer_data_percent=50, weights={'math': 50, 'chat': 50}), n_examples=32, batch_size=8, seed=1)

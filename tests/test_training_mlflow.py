@@ -2,7 +2,7 @@
 import json, os, signal, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
-from forge_nb.training import TrainConfig, train, _demo_records
+from forge_nb.training.launch import TrainConfig, train, _demo_records
 
 def _free_port():
     import socket
@@ -38,8 +38,8 @@ def server(tmp_path_factory):
     stop_server(p)
 
 def _mixed():
-    from forge_nb import mixing
-    from forge_nb.defaults import domain_rows
+    from forge_nb.mixing import config
+    from forge_nb.core.embedded import domain_rows
     cust = [{'messages': [{'role': 'user', 'content': r['question']}, {'role': 'assistant', 'content': r['answer']}]}
             for r in domain_rows(40, seed=5)]
     return mixing.mix(cust, mixing.MixConfig(customer_data_percent=50.0), n_examples=64, seed=0)

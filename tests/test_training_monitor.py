@@ -2,8 +2,8 @@
 import json, time
 from pathlib import Path
 import pytest
-from forge_nb.training import TrainConfig, train, _demo_records
-from forge_nb.monitor import read_progress, Monitor, monitor, progress_figure, gpu_stats, Progress
+from forge_nb.training.launch import TrainConfig, train, _demo_records
+from forge_nb.training.monitor import read_progress, Monitor, monitor, progress_figure, gpu_stats, Progress
 
 def test_monitor_follows_a_real_run(tmp_path):
     job = train(TrainConfig(max_steps=25, global_batch_size=8, track=False, num_threads=1, max_length=128,

@@ -3,7 +3,7 @@ import json, os, signal, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from forge_nb.training import TrainConfig, train, TrainJob, _demo_records
+from forge_nb.training.launch import TrainConfig, train, TrainJob, _demo_records
 
 @pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted(tmp_path):

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from forge_nb.training import TrainConfig, train, _demo_records
+from forge_nb.training.launch import TrainConfig, train, _demo_records
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
