@@ -26,7 +26,7 @@ def mixed_records(n, seed=0):
 def hf_trainer(model_path, samples, args, dynamic=False):
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, default_data_collator, DataCollatorForSeq2Seq
     from peft import LoraConfig, get_peft_model
-    from forge_nb.training.launch import load_tokenizer, lora_targets
+    from forge_nb.core.models import load_tokenizer, lora_targets
     import datasets
     tok = load_tokenizer(model_path)
     L = args.max_length
@@ -81,7 +81,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.gpu and not torch.cuda.is_available(): sys.exit('--gpu needs CUDA')
     torch.set_num_threads(args.threads)
-    from forge_nb.training.launch import load_tokenizer
+    from forge_nb.core.models import load_tokenizer
     from forge_nb.training.packing import tokenize_chat, demo_model_path
     model = Path(args.model) if args.model else demo_model_path()
     tok = load_tokenizer(model)

@@ -2,7 +2,8 @@
 import json
 import pytest, torch
 from forge_nb.evaluation.suite import EvalReport, evaluate, recommend, log_report
-from forge_nb.evaluation.task import TaskResult, load_model
+from forge_nb.evaluation.task import TaskResult
+from forge_nb.core.models import load_model
 from forge_nb.evaluation.mmlu import GeneralBenchmark
 from forge_nb.evaluation.qa import DomainQA
 from forge_nb.core.embedded import tiny_model_path, domain_rows

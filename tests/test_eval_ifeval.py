@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from forge_nb.evaluation.ifeval import (IFEVAL_METRICS, IFEval, check_response, ensure_punkt, load_ifeval_inputs, score_ifeval,
                              score_ifeval_responses, _registry)
-from forge_nb.evaluation.task import load_model
+from forge_nb.core.models import load_model
 from forge_nb.core.embedded import tiny_model_path
 
 IFEVAL_DIR = Path(os.environ.get('FORGE_NB_IFEVAL_DIR', Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'ifeval'))

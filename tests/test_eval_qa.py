@@ -4,7 +4,8 @@ import pytest
 import sacrebleu
 from forge_nb.evaluation.qa import (DomainQA, classification_metrics, exact_match, extract_choice, normalize_answer, qa_metrics,
                                  split_record, token_f1)
-from forge_nb.evaluation.task import chat_prompt, load_model, generate
+from forge_nb.evaluation.task import chat_prompt, generate
+from forge_nb.core.models import load_model
 from forge_nb.core.embedded import tiny_model_path, domain_rows
 
 def test_squad_normalisation_em_f1():

@@ -10,7 +10,8 @@ from forge_nb.data.transform import (to_chat, sanitize, SanitizeConfig, to_forma
                               RESERVED_PREFIXES, RESERVED_TOKENS, sanitize_array)
 from forge_nb.data.validate import validate, token_lengths, ValidationError
 from forge_nb.data.filters import FilterConfig, apply_filters, near_duplicates, exact_duplicates, quality_flags, detect_languages, record_text
-from forge_nb.data.preparation import prepare, load_records, split_indices, PrepResult
+from forge_nb.data.preparation import prepare, split_indices, PrepResult
+from forge_nb.core.records import read_records as load_records
 
 @pytest.fixture(scope='module')
 def tok():

@@ -5,7 +5,8 @@ import pytest
 from moto import mock_aws
 from forge_nb.core.embedded import domain_rows
 from forge_nb.data.load import load, LoadError
-from forge_nb.data.preparation import prepare, load_records
+from forge_nb.data.preparation import prepare
+from forge_nb.core.records import read_records as load_records
 
 @pytest.fixture
 def s3(monkeypatch):

@@ -2,7 +2,9 @@
 import os, subprocess, sys, importlib.metadata as md
 from pathlib import Path
 import pytest
-from forge_nb.core.env import env_report, download_uri, upload_path, split_s3_uri, s3_client, tracking_uri, configure_tracking, run_dir, offline
+from forge_nb.core.env import env_report, run_dir, offline
+from forge_nb.core.storage import download_uri, upload_path, split_s3_uri, s3_client
+from forge_nb.core.tracking import tracking_uri, configure_tracking
 from conftest import free_port
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from forge_nb.training.packing import (tokenize_chat, collate, token_losses, reg
 
 @pytest.fixture(scope='module')
 def tok():
-    from forge_nb.training.launch import load_tokenizer
+    from forge_nb.core.models import load_tokenizer
     return load_tokenizer(demo_model_path())
 
 @pytest.fixture(scope='module')
@@ -178,7 +178,7 @@ def test_dry_run_writes_nothing(tmp_path, recs):
     assert '--config' in dr._repr_markdown_()
 
 def test_main_train_cli(tmp_path, recs, capsys):
-    from forge_nb.training.launch import write_records
+    from forge_nb.core.records import write_records
     data = write_records(recs, tmp_path / 'train.jsonl')
     cfgf = tmp_path / 'cfg.json'; cfgf.write_text(json.dumps({'max_steps': 2, 'track': False, 'num_threads': 1, 'train_data': str(data)}))
     assert main_train(['--config', str(cfgf), '--dry-run', '--set', 'lr=0.001']) == 0
@@ -231,7 +231,7 @@ def test_packing_refused_where_it_would_leak():
     assert supports_packing(mistral, max_length=256) and not supports_packing(mistral, max_length=512)
 
 def test_bad_record_error_names_file_row_and_field(tmp_path, recs):
-    from forge_nb.training.launch import write_records
+    from forge_nb.core.records import write_records
     bad = recs[:10] + [{'messages': [{'role': 'user', 'content': 'q'}, {'role': 'assistant', 'content': 3}]}]
     path = write_records(bad, tmp_path / 'bad.jsonl')
     with pytest.raises(ValueError, match=r'bad\.jsonl: record \(row 10\): messages\[1\] needs role'):

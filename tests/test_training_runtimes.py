@@ -2,7 +2,8 @@
 import json, os
 from pathlib import Path
 import pytest, yaml
-from forge_nb.training.launch import TrainConfig, train, TrainJob, main_train, write_records, _demo_records
+from forge_nb.training.launch import TrainConfig, train, TrainJob, main_train, _demo_records
+from forge_nb.core.records import write_records
 from forge_nb.training.runtimes import (sagemaker_training_request, submit_sagemaker, SageMakerTrainingJob, hyperparameters,
                                hyperpod_job_manifest, manifests_yaml, command)
 
@@ -43,7 +44,7 @@ def test_hyperparameters_round_trip_through_main_train(tmp_path, capsys):
 
 def test_submit_to_moto_sagemaker(aws, tmp_path):
     import boto3
-    from forge_nb.core.env import upload_path
+    from forge_nb.core.storage import upload_path
     s3 = boto3.client('s3'); s3.create_bucket(Bucket='forge-bucket')
     data = write_records(_demo_records(16), tmp_path / 'mixed.jsonl')
     uri = upload_path(data, 's3://forge-bucket/data/mixed.jsonl')

@@ -12,8 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PACKAGES', 'OFFLINE_VARS', 'EnvReport', 'aws_status', 'env_report', 'offline', 'quiet', 'is_s3', 'split_s3_uri',
-           's3_client', 'download_uri', 'upload_path', 'run_dir', 'tracking_uri', 'experiment_id', 'configure_tracking']
+__all__ = ['PACKAGES', 'OFFLINE_VARS', 'EnvReport', 'aws_status', 'env_report', 'offline', 'quiet', 'run_dir']
 
 # %% ../../nbs/00_setup.ipynb #b39158dd
 PACKAGES = ['torch', 'transformers', 'tokenizers', 'peft', 'trl', 'accelerate', 'datasets', 'pyarrow', 'mlflow', 'boto3',
@@ -116,61 +115,6 @@ def quiet():
         tl.disable_progress_bar()
     except ImportError: pass
 
-# %% ../../nbs/00_setup.ipynb #9a562938
-def is_s3(uri) -> bool: return isinstance(uri, str) and uri.startswith('s3://')
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    "`s3://bucket/key/part` → `('bucket', 'key/part')`."
-    m = re.fullmatch(r's3://([^/]+)/?(.*)', uri or '')
-    if not m: raise ValueError(f'Not an S3 URI: {uri!r} (expected s3://bucket/key)')
-    return m.group(1), m.group(2)
-
-def s3_client(**kw):
-    "A boto3 S3 client; `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` point it at an S3-compatible store."
-    import boto3
-    ep = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
-    return boto3.client('s3', **({'endpoint_url': ep} if ep else {}), **kw)
-
-# %% ../../nbs/00_setup.ipynb #e8a20dfd
-def download_uri(uri, dest_dir=None) -> Path:
-    "Local path of `uri`: an `s3://` object or prefix is downloaded under `dest_dir`; a local path is returned as is."
-    if not is_s3(uri):
-        p = Path(uri).expanduser()
-        if not p.exists() and not any(ch in str(p) for ch in '*?['): raise FileNotFoundError(f'No such file or folder: {p}')
-        return p
-    bucket, key = split_s3_uri(uri)
-    dest = Path(dest_dir or tempfile.mkdtemp(prefix='forge_nb_s3_'))
-    s3 = s3_client()
-    objs = [o['Key'] for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=key)
-            for o in page.get('Contents', [])]
-    if key in objs:   # a single object
-        out = dest / Path(key).name
-        dest.mkdir(parents=True, exist_ok=True); s3.download_file(bucket, key, str(out)); return out
-    pre = key.rstrip('/') + '/' if key else ''
-    objs = [o for o in objs if o.startswith(pre) and not o.endswith('/')]
-    if not objs: raise FileNotFoundError(f'Nothing found at {uri}')
-    root = dest / (Path(key.rstrip('/')).name or bucket)
-    for o in objs:
-        out = root / o[len(pre):]; out.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, o, str(out))
-    return root
-
-def upload_path(path, uri) -> str:
-    "Copy a local file or folder to `uri` (`s3://…` or a local path); returns the destination."
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f'No such file or folder: {path}')
-    files = [path] if path.is_file() else sorted(p for p in path.rglob('*') if p.is_file())
-    if not is_s3(uri):
-        dst = Path(uri)
-        if path.is_file(): dst.parent.mkdir(parents=True, exist_ok=True); shutil.copy2(path, dst)
-        else: shutil.copytree(path, dst, dirs_exist_ok=True)
-        return str(dst)
-    bucket, key = split_s3_uri(uri)
-    s3 = s3_client()
-    if path.is_file(): s3.upload_file(str(path), bucket, key or path.name); return f's3://{bucket}/{key or path.name}'
-    for f in files: s3.upload_file(str(f), bucket, f"{key.rstrip('/')}/{f.relative_to(path).as_posix()}".lstrip('/'))
-    return f's3://{bucket}/{key}'
-
 # %% ../../nbs/00_setup.ipynb #3394df60
 def run_dir(name: str = 'run', root='runs', stamp: bool = True) -> Path:
     "Create and return `root/name-YYYYmmdd-HHMMSS` (or `root/name` with `stamp=False`)."
@@ -178,38 +122,3 @@ def run_dir(name: str = 'run', root='runs', stamp: bool = True) -> Path:
     p = Path(root) / (f"{safe}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}" if stamp else safe)
     p.mkdir(parents=True, exist_ok=True)
     return p
-
-# %% ../../nbs/00_setup.ipynb #bc29ac03
-_SM_ARN = re.compile(r'arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:(mlflow-tracking-server|mlflow-app)/[\w.-]+')
-
-def tracking_uri(uri: str | None = None) -> str:
-    "Resolve the MLflow tracking URI: `uri`, else `$MLFLOW_TRACKING_URI`, else a sqlite store in the working directory."
-    uri = uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{Path.cwd() / "mlflow.db"}'
-    if uri.startswith('arn:'):
-        if not _SM_ARN.fullmatch(uri):
-            raise ValueError(f'Not a SageMaker MLflow ARN: {uri!r} (expected arn:aws:sagemaker:<region>:<account>:mlflow-app/<name>)')
-        try: md.version('sagemaker-mlflow')
-        except md.PackageNotFoundError:
-            raise ImportError('A SageMaker MLflow ARN needs the plugin: pip install sagemaker-mlflow') from None
-    elif not re.match(r'(sqlite|postgresql|mysql|mssql|https?|databricks|file)(\+\w+)?:', uri):
-        p = Path(uri).expanduser()   # a bare folder: keep a sqlite store in it
-        p.mkdir(parents=True, exist_ok=True); uri = f'sqlite:///{p.resolve() / "mlflow.db"}'
-    return uri
-
-def experiment_id(client, name: str) -> str:
-    "Id of MLflow experiment `name`, created if needed; a sqlite store keeps its artifacts beside the database, not in the cwd."
-    exp = client.get_experiment_by_name(name)
-    if exp: return exp.experiment_id
-    uri = client.tracking_uri if hasattr(client, 'tracking_uri') else client._tracking_client.tracking_uri
-    loc = None
-    if uri.startswith('sqlite:///'): loc = (Path(uri[len('sqlite:///'):]).parent / 'mlruns' / name).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=loc)
-
-def configure_tracking(uri: str | None = None, experiment: str = 'forge_nb') -> str:
-    "Point MLflow at `tracking_uri(uri)` and select (creating if needed) `experiment`; returns the URI."
-    os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
-    import mlflow
-    u = tracking_uri(uri)
-    mlflow.set_tracking_uri(u)
-    mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(u), experiment))
-    return u

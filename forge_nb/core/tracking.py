@@ -6,15 +6,46 @@ Docs: https://forge-nb.github.io/forge_nb/tracking.html.md"""
 
 # %% ../../nbs/00c_tracking.ipynb #b5481969
 from __future__ import annotations
-import os, time, warnings
-from .env import experiment_id
+import os, re, time, warnings
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['Tracker']
+__all__ = ['tracking_uri', 'experiment_id', 'configure_tracking', 'Tracker']
 
-# %% ../../nbs/00c_tracking.ipynb #f526a47e
-from .env import tracking_uri as resolve_tracking_uri   # one rule for every stage
+# %% ../../nbs/00c_tracking.ipynb #bc29ac03
+_SM_ARN = re.compile(r'arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:(mlflow-tracking-server|mlflow-app)/[\w.-]+')
+
+def tracking_uri(uri: str | None = None) -> str:
+    "Resolve the MLflow tracking URI: `uri`, else `$MLFLOW_TRACKING_URI`, else a sqlite store in the working directory."
+    uri = uri or os.environ.get('MLFLOW_TRACKING_URI') or f'sqlite:///{Path.cwd() / "mlflow.db"}'
+    if uri.startswith('arn:'):
+        if not _SM_ARN.fullmatch(uri):
+            raise ValueError(f'Not a SageMaker MLflow ARN: {uri!r} (expected arn:aws:sagemaker:<region>:<account>:mlflow-app/<name>)')
+        try: md.version('sagemaker-mlflow')
+        except md.PackageNotFoundError:
+            raise ImportError('A SageMaker MLflow ARN needs the plugin: pip install sagemaker-mlflow') from None
+    elif not re.match(r'(sqlite|postgresql|mysql|mssql|https?|databricks|file)(\+\w+)?:', uri):
+        p = Path(uri).expanduser()   # a bare folder: keep a sqlite store in it
+        p.mkdir(parents=True, exist_ok=True); uri = f'sqlite:///{p.resolve() / "mlflow.db"}'
+    return uri
+
+def experiment_id(client, name: str) -> str:
+    "Id of MLflow experiment `name`, created if needed; a sqlite store keeps its artifacts beside the database, not in the cwd."
+    exp = client.get_experiment_by_name(name)
+    if exp: return exp.experiment_id
+    uri = client.tracking_uri if hasattr(client, 'tracking_uri') else client._tracking_client.tracking_uri
+    loc = None
+    if uri.startswith('sqlite:///'): loc = (Path(uri[len('sqlite:///'):]).parent / 'mlruns' / name).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=loc)
+
+def configure_tracking(uri: str | None = None, experiment: str = 'forge_nb') -> str:
+    "Point MLflow at `tracking_uri(uri)` and select (creating if needed) `experiment`; returns the URI."
+    os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
+    import mlflow
+    u = tracking_uri(uri)
+    mlflow.set_tracking_uri(u)
+    mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(u), experiment))
+    return u
 
 # %% ../../nbs/00c_tracking.ipynb #157744fe
 def _short(v, n=6000):
@@ -24,7 +55,7 @@ def _short(v, n=6000):
 class Tracker:
     "Fail-soft MLflow logging for one run."
     def __init__(self, uri: str|None=None, experiment: str='forge_nb', log=None):
-        self.uri, self.experiment, self.log = resolve_tracking_uri(uri), experiment, log
+        self.uri, self.experiment, self.log = tracking_uri(uri), experiment, log
         self.run_id, self.active, self.failures = None, True, 0
         if self.uri.startswith(('http://', 'https://')):
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '1')

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, asdict
 import numpy as np
 import pyarrow as pa, pyarrow.compute as pc
 from .load import Table
-from .transform import _str, _col, _fld
+from ..core.records import _str, _fld, _string_bytes
+from .transform import _col
 
 # %% auto #0
 __all__ = ['record_text', 'words', 'normalize_text', 'dedup_keys', 'first_of', 'exact_duplicates', 'minhash_signatures',
@@ -89,7 +90,6 @@ _SYMBOLS = ((33, 47), (58, 64), (91, 96), (123, 126))   # ASCII punctuation and 
 
 def _per_row_sum(s, ranges) -> np.ndarray:
     "Per row, how many bytes of the string array fall in the byte `ranges` (NumPy over the raw UTF-8 buffer)."
-    from forge_nb.data.transform import _string_bytes
     off, data = _string_bytes(s)
     d = data[off[0]:off[-1]]; n = len(off) - 1
     if not len(d): return np.zeros(n, np.int64)
@@ -102,7 +102,6 @@ def _per_row_sum(s, ranges) -> np.ndarray:
 
 def _url_candidates(s) -> np.ndarray:
     "Rows that contain `://` or `www.` (found on the raw bytes: locate the rare first byte, then check the next ones)."
-    from forge_nb.data.transform import _string_bytes
     off, data = _string_bytes(s)
     d = data[:off[-1]]; hits = []
     for pat in (b'://', b'www.'):

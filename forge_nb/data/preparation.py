@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .load import Table, LoadError, load, md_table, show
-from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, write_jsonl, write_lines, encode_jsonl, _col, _str
+from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, _col
+from ..core.records import write_lines, write_table, encode_jsonl, read_records, _str
 from .validate import validate, ValidationError, ValidationReport
 from .filters import FilterConfig, apply_filters, record_text, filter_inputs, subset_inputs
 
 # %% auto #0
-__all__ = ['SPLITS', 'split_indices', 'save_table', 'load_records', 'PrepResult', 'prepare']
+__all__ = ['SPLITS', 'split_indices', 'PrepResult', 'prepare']
 
 # %% ../../nbs/01_preparation.ipynb #9411321e
 SPLITS = ('train', 'validation', 'test')
@@ -37,40 +38,6 @@ def split_indices(n: int, ratios=(0.8, 0.1, 0.1), seed=0, strata=None) -> dict:
         for k, part in zip(SPLITS, (g[:a], g[a:b], g[b:])): out[k].append(part)
     return {k: np.sort(np.concatenate(v)).astype(np.int64) for k, v in out.items()}   # file order follows the input
 
-# %% ../../nbs/01_preparation.ipynb #1d5a5683
-def save_table(t: pa.Table, path, fmt='jsonl') -> Path:
-    "Write `t` (without provenance columns) to `path` as `jsonl` or `parquet`."
-    path = Path(path)
-    if fmt == 'jsonl': write_jsonl(t, path)
-    elif fmt == 'parquet': pq.write_table(t.drop_columns([c for c in ('_file', '_line') if c in t.column_names]), path)
-    else: raise ValueError(f"out_format must be 'jsonl' or 'parquet', not {fmt!r}")
-    return path
-
-def _drop_none(d): return {k: v for k, v in d.items() if v is not None}
-
-def load_records(path) -> list[dict]:
-    "Records of a prepared JSONL or Parquet split (local path or `s3://` URI); a list of records passes through."
-    if not isinstance(path, (str, os.PathLike)): return list(path.records if hasattr(path, 'records') else path)
-    if str(path).startswith('s3://'):
-        from forge_nb.core.env import download_uri
-        with tempfile.TemporaryDirectory(prefix='forge_nb_rec_') as tmp: return load_records(download_uri(str(path), tmp))
-    p = Path(path)
-    if p.suffix.lower() in ('.parquet', '.pq'):
-        t = pq.read_table(p)
-        recs = t.to_pylist()
-        js = [f.name for f in t.schema if f.metadata and f.metadata.get(b'forge_nb.json')]
-        for r in recs:
-            for k in js:
-                if r.get(k) is not None: r[k] = json.loads(r[k])
-        return [_drop_none(r) for r in recs]
-    out = []
-    with open(p, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: out.append(json.loads(line))
-            except json.JSONDecodeError as e: raise ValueError(f'{p}:{n}: invalid JSON ({e.msg})') from None
-    return out
-
 # %% ../../nbs/01_preparation.ipynb #4c2c4b65
 @dataclass
 class PrepResult:
@@ -79,7 +46,7 @@ class PrepResult:
     summary: dict               # read, kept (per split), rejected (per reason), sanitized (per rule), balanced
     validation: ValidationReport | None = None
     timings: dict = field(default_factory=dict)
-    def records(self, split='train') -> list[dict]: return load_records(self.paths[split])
+    def records(self, split='train') -> list[dict]: return read_records(self.paths[split])
     @property
     def balanced(self) -> bool: return self.summary['balanced']
     def _repr_markdown_(self):
@@ -201,7 +168,7 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
     else:
         for k, idx in parts.items():
             out = to_format(Table(t.take(pa.array(keep[idx]))), format, tok, render).table
-            save_table(out, local/f'{k}.{ext}', out_format); paths[k] = local/f'{k}.{ext}'; kept_n[k] = len(idx)
+            write_table(out, local/f'{k}.{ext}', out_format); paths[k] = local/f'{k}.{ext}'; kept_n[k] = len(idx)
     with open(local/'rejects.jsonl', 'wb') as f:
         for r in rejects: f.write((json.dumps(r, ensure_ascii=False, default=str) + '\n').encode())
         if len(bad):
@@ -219,7 +186,7 @@ def prepare(source, out_dir, *, column_map=None, tokenizer=None, max_length=None
     (local/'summary.json').write_text(json.dumps(dict(summary, paths={k: str(v) for k, v in paths.items()}), indent=1, default=str))
     paths['summary'] = local/'summary.json'
     if s3:
-        from forge_nb.core.env import upload_path
+        from forge_nb.core.storage import upload_path
         base = str(out_dir).rstrip('/')
         upload_path(local, base)
         paths = {k: f'{base}/{Path(v).name}' for k, v in paths.items()}

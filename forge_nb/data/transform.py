@@ -10,13 +10,13 @@ import json, re
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
+from ..core.records import _str, _fld, _string_bytes, join_skip, encode_jsonl
 from .load import Table, LoadError, load, md_table
 
 # %% auto #0
-__all__ = ['CANONICAL', 'MSG_TYPE', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'FORMATS_OUT', 'resolve_columns', 'join_skip',
-           'chat_array', 'format_options', 'answer_letters', 'to_chat', 'tokenizer_special_tokens', 'SanitizeConfig',
-           'may_contain', 'sanitize_array', 'sanitize', 'render_chats', 'to_format', 'encode_jsonl', 'write_jsonl',
-           'write_lines']
+__all__ = ['CANONICAL', 'MSG_TYPE', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'FORMATS_OUT', 'resolve_columns', 'chat_array',
+           'format_options', 'answer_letters', 'to_chat', 'tokenizer_special_tokens', 'SanitizeConfig', 'may_contain',
+           'sanitize_array', 'sanitize', 'render_chats', 'to_format']
 
 # %% ../../nbs/01b_transform.ipynb #4c88a2d6
 CANONICAL = ('messages', 'system', 'question', 'answer', 'options', 'reasoning', 'prompt', 'completion', 'text')
@@ -45,34 +45,6 @@ def resolve_columns(columns, column_map=None) -> tuple[str, dict]:
 
 # %% ../../nbs/01b_transform.ipynb #11316611
 MSG_TYPE = pa.list_(pa.struct([('role', pa.string()), ('content', pa.string())]))
-
-def _str(a):
-    a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-    if pa.types.is_dictionary(a.type): a = a.dictionary_decode()
-    return a if a.type == pa.string() else pc.cast(a, pa.string())
-
-def _fld(a, key) -> pa.Array:
-    "Child `key` (name or index) of a struct array, honouring the array's offset and nulls."
-    return pc.struct_field(a, [key] if isinstance(key, int) else key)
-
-def join_skip(parts, sep: str, head=None, tail=None) -> pa.Array:
-    "Element-wise join of string arrays with `sep`, skipping nulls; null where every part is null (or `head`+`tail` if given)."
-    # (pyarrow's binary_join_element_wise(null_handling='skip') drops all-null rows from its output, so it is not used)
-    anyv, args = None, ([head] if head is not None else [])
-    for p in parts:
-        v = p.is_valid()
-        if anyv is not None: args.append(pc.if_else(pc.and_(v, anyv), sep, ''))
-        args.append(pc.fill_null(p, '') if p.null_count else p)
-        anyv = v if anyv is None else pc.or_(anyv, v)
-    out = pc.binary_join_element_wise(*args, *([tail] if tail is not None else []), '')
-    return out if head is not None or pc.all(anyv).as_py() else pc.if_else(anyv, out, pa.scalar(None, pa.string()))
-
-def _string_bytes(a) -> tuple[np.ndarray, np.ndarray]:
-    "The offsets and UTF-8 bytes of a (non-large) string array, as NumPy views (no copy)."
-    bufs = a.buffers()
-    off = np.frombuffer(bufs[1], np.int32)[a.offset:a.offset + len(a) + 1] if bufs[1] is not None else np.zeros(1, np.int32)
-    data = np.frombuffer(bufs[2], np.uint8) if len(bufs) > 2 and bufs[2] is not None else np.zeros(0, np.uint8)
-    return off, data
 
 def chat_array(turns: list[tuple[str, pa.Array]]) -> pa.ListArray:
     "Per-row chats from `(role, content_column)` pairs in order; rows where a content is null skip that turn."
@@ -333,89 +305,3 @@ def to_format(data: Table, format='messages', tokenizer=None, render=False) -> T
         co = pa.ListArray.from_arrays(pa.array(np.arange(len(last) + 1, dtype=np.int32)), pc.take(m.values, pa.array(last)))
     out = t.select(meta).add_column(0, 'completion', co).add_column(0, 'prompt', pr)
     return Table(out, data.rejects, data.files)
-
-# %% ../../nbs/01b_transform.ipynb #8c218664
-def _esc(a):
-    "JSON string escaping of a string array (without the quotes)."
-    orig = a = _str(a)
-    off, data = _string_bytes(a)
-    d = data[off[0]:off[-1]] if len(off) > 1 else data[:0]
-    seen = {s: np.count_nonzero(d == ord(s)) for s in '\\"\n\r\t'}
-    for s, r in (('\\', '\\\\'), ('"', '\\"'), ('\n', '\\n'), ('\r', '\\r'), ('\t', '\\t')):
-        if seen[s]: a = pc.replace_substring(a, s, r)      # only rewrite when the character occurs at all
-    if np.count_nonzero(d < 32) > seen['\n'] + seen['\r'] + seen['\t']:   # rare control characters: json.dumps escapes those rows
-        ctl = pc.fill_null(pc.match_substring_regex(orig, '[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]'), False)
-        fix = [json.dumps(v, ensure_ascii=False)[1:-1] for v in pc.filter(orig, ctl).to_pylist()]
-        a = pc.replace_with_mask(a, ctl, pa.array(fix, pa.string()))
-    return a
-
-def _nullstr(): return pa.scalar(None, pa.string())
-
-def _list_body(a) -> pa.Array:
-    "The comma-joined JSON items of each list (without brackets); chats take a fast path keyed on the few distinct roles."
-    vals, ty = a.values, a.type.value_type
-    if pa.types.is_struct(ty) and [f.name for f in ty] == ['role', 'content'] and all(pa.types.is_string(f.type) for f in ty):
-        de = pc.dictionary_encode(pc.fill_null(_fld(vals, 'role'), ''))
-        heads = pa.array(['{"role": ' + json.dumps(r, ensure_ascii=False) + ', "content": "' for r in de.dictionary.to_pylist()], pa.string())
-        c = _fld(vals, 'content')
-        items = pc.binary_join_element_wise(pc.take(heads, de.indices), _esc(c), '"}', '')
-        if c.null_count:
-            nul = pa.array(['{"role": ' + json.dumps(r, ensure_ascii=False) + ', "content": null}' for r in de.dictionary.to_pylist()], pa.string())
-            items = pc.if_else(pc.is_valid(c), items, pc.take(nul, de.indices))
-    else: items = pc.fill_null(_enc(vals), 'null')
-    return pc.binary_join(type(a).from_arrays(a.offsets, items), ', ')
-
-def _kv(a, name, field=None) -> pa.Array:
-    "`\"name\": <JSON value>` per row (null where the value is null), built in as few passes as possible."
-    a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-    key = json.dumps(name, ensure_ascii=False) + ': '
-    ty = a.type
-    if pa.types.is_dictionary(ty): return _kv(a.dictionary_decode(), name)
-    if field is not None and field.metadata and field.metadata.get(b'forge_nb.json'): return pc.binary_join_element_wise(key, _str(a), '')
-    if pa.types.is_string(ty) or pa.types.is_large_string(ty): return pc.binary_join_element_wise(key + '"', _esc(a), '"', '')
-    if pa.types.is_list(ty) or pa.types.is_large_list(ty):
-        return pc.if_else(a.is_valid(), pc.binary_join_element_wise(key + '[', _list_body(a), ']', ''), _nullstr())
-    return pc.binary_join_element_wise(key, _enc(a), '')
-
-def _enc(a, field=None) -> pa.Array:
-    "JSON text of each value of `a` (null where the value is null)."
-    a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-    ty = a.type
-    if field is not None and field.metadata and field.metadata.get(b'forge_nb.json'): return _str(a)
-    if pa.types.is_dictionary(ty): return _enc(a.dictionary_decode())
-    if pa.types.is_string(ty) or pa.types.is_large_string(ty): return pc.binary_join_element_wise('"', _esc(a), '"', '')
-    if pa.types.is_boolean(ty): return pc.if_else(a, 'true', 'false')
-    if pa.types.is_integer(ty): return pc.cast(a, pa.string())
-    if pa.types.is_floating(ty): return pc.if_else(pc.and_(pc.is_finite(a), pc.is_valid(a)), pc.cast(a, pa.string()), _nullstr())
-    if pa.types.is_null(ty): return pa.nulls(len(a), pa.string())
-    if pa.types.is_struct(ty):
-        if len(ty) == 0: return pc.if_else(a.is_valid(), '{}', _nullstr())
-        kids = [_fld(a, i) for i in range(len(ty))]
-        if all(pa.types.is_string(k.type) and k.null_count == a.null_count for k in kids):   # no missing keys: one pass
-            args = [x for i, (f, k) in enumerate(zip(ty, kids))
-                    for x in (('{' if i == 0 else '", ') + json.dumps(f.name, ensure_ascii=False) + ': "', _esc(k))] + ['"}']
-            return pc.binary_join_element_wise(*args, '')
-        body = pc.fill_null(join_skip([_kv(_fld(a, i), f.name, f) for i, f in enumerate(ty)], ', '), '')   # all-null children: {}
-        return pc.if_else(a.is_valid(), pc.binary_join_element_wise('{', body, '}', ''), _nullstr())
-    if pa.types.is_list(ty) or pa.types.is_large_list(ty):
-        return pc.if_else(a.is_valid(), pc.binary_join_element_wise('[', _list_body(a), ']', ''), _nullstr())
-    return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in a.to_pylist()], pa.string())
-
-def encode_jsonl(t: pa.Table, drop=('_file', '_line')) -> pa.Array:
-    "One JSON object per row of `t` (as an Arrow string array); null fields are omitted."
-    cols = [c for c in t.column_names if c not in drop]
-    if not t.num_rows: return pa.array([], pa.string())
-    if not cols: return pa.array(['{}'] * t.num_rows, pa.string())
-    return join_skip([_kv(t.column(c), c, t.schema.field(c)) for c in cols], ', ', '{', '}')
-
-def write_jsonl(t: pa.Table, path) -> int:
-    "Write `t` as JSON lines to `path`; returns the number of rows."
-    return write_lines(encode_jsonl(t), path)
-
-def write_lines(lines: pa.Array, path) -> int:
-    "Write a string array to `path`, one value per line, in one buffer."
-    with open(path, 'wb') as f:
-        if len(lines):
-            one = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines), '\n')[0]
-            f.write(one.as_buffer() if hasattr(one, 'as_buffer') else one.as_py().encode()); f.write(b'\n')
-    return len(lines)

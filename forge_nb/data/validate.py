@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 from .load import Table, load, md_table
-from .transform import _fld, RESERVED_PREFIXES, RESERVED_TOKENS, tokenizer_special_tokens, _str, _col, _alt, _string_bytes, may_contain
+from ..core.records import _fld, _str, _string_bytes
+from .transform import RESERVED_PREFIXES, RESERVED_TOKENS, tokenizer_special_tokens, _col, _alt, may_contain
 
 # %% auto #0
 __all__ = ['RULES', 'token_lengths', 'token_upper_bounds', 'ValidationError', 'ValidationReport', 'validate']

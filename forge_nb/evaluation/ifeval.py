@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .task import Task, TaskResult, generate
-from ..data.preparation import load_records
+from ..core.records import read_records
 
 
 # %% auto #0
@@ -69,7 +69,7 @@ IFEVAL_METRICS = ('prompt_level_strict_acc', 'inst_level_strict_acc', 'prompt_le
 
 def load_ifeval_inputs(path) -> list[dict]:
     "IFEval inputs (`key`, `prompt`, `instruction_id_list`, `kwargs`) from the official input_data.jsonl format."
-    rows = load_records(path)
+    rows = read_records(path)
     for n, r in enumerate(rows, 1):
         for f in ('prompt', 'instruction_id_list', 'kwargs'):
             if f not in r: raise ValueError(f'{path}:{n}: field {f!r} is missing')
@@ -106,7 +106,7 @@ def score_ifeval(inputs_jsonl, responses_jsonl, *, details: bool = False):
     "The four IFEval accuracies (0-1) of a `{prompt, response}` JSONL, joined to the official inputs by exact prompt."
     inputs = load_ifeval_inputs(inputs_jsonl)
     resp = {}
-    for n, r in enumerate(load_records(responses_jsonl), 1):
+    for n, r in enumerate(read_records(responses_jsonl), 1):
         if 'prompt' not in r or 'response' not in r: raise ValueError(f"{responses_jsonl}:{n}: needs fields 'prompt' and 'response'")
         resp[r['prompt']] = r['response']
     missing = [n for n, i in enumerate(inputs, 1) if i['prompt'] not in resp]

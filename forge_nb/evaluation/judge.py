@@ -10,9 +10,10 @@ import json, os, re, time, urllib.request, urllib.error
 from collections import Counter
 from typing import Sequence
 
-from .task import Task, TaskResult, generate, resolve_model
+from ..core.models import resolve_model
+from .task import Task, TaskResult, generate
 from .qa import split_record
-from ..data.preparation import load_records
+from ..core.records import read_records
 
 # %% auto #0
 __all__ = ['JUDGE_SYSTEM', 'PAIRWISE_PROMPT', 'DEFAULT_RUBRIC', 'POINTWISE_PROMPT', 'JudgeBackend', 'HFJudge', 'OpenAIJudge',
@@ -170,7 +171,7 @@ class LLMJudge(Task):
     def __init__(self, path_or_records, judge: JudgeBackend, *, limit: int | None = None, max_new_tokens: int = 128,
                  pointwise: bool = True, pairwise: bool = True, rubric: str = DEFAULT_RUBRIC, use_reference: bool = True,
                  judge_max_tokens: int = 256, batch_size: int = 8, name: str = 'judge'):
-        recs = load_records(path_or_records)
+        recs = read_records(path_or_records)
         recs = recs[:limit] if limit else recs
         if not recs: raise ValueError('LLMJudge: no records')
         src = str(path_or_records) if isinstance(path_or_records, (str, os.PathLike)) else 'record'

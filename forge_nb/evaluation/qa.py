@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .task import Task, TaskResult, generate, chat_prompt
-from ..data.preparation import load_records
+from ..core.records import read_records
 
 
 # %% auto #0
@@ -110,7 +110,7 @@ class DomainQA(Task):
         if scoring not in ('generate', 'loglik'): raise ValueError(f"scoring must be 'generate' or 'loglik', got {scoring!r}")
         if max_new_tokens < 1: raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
         src = str(path_or_records) if isinstance(path_or_records, (str, os.PathLike)) else 'records'
-        recs = load_records(path_or_records)
+        recs = read_records(path_or_records)
         recs = recs[:limit] if limit else recs
         if not recs: raise ValueError(f'{src}: no records')
         self.examples = []

@@ -10,10 +10,11 @@ import json, math, os, re, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
-from ..core.env import experiment_id, tracking_uri as resolve_tracking_uri
+from ..core.tracking import experiment_id, tracking_uri as resolve_tracking_uri
 
 import pandas as pd
-from .task import Task, TaskResult, load_model, resolve_model, generate, AXES
+from ..core.models import load_model, resolve_model
+from .task import Task, TaskResult, generate, AXES
 from .mmlu import MMLU, GeneralBenchmark, MultipleChoice
 from .ifeval import IFEval, score_ifeval
 from .qa import DomainQA, qa_metrics, classification_metrics

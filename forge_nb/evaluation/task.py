@@ -14,7 +14,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 # %% auto #0
-__all__ = ['AXES', 'TaskResult', 'Task', 'default_device', 'load_model', 'resolve_model', 'chat_prompt', 'generate']
+__all__ = ['AXES', 'TaskResult', 'Task', 'chat_prompt', 'generate']
 
 # %% ../../nbs/04a_task.ipynb #00967e72
 AXES = ('general', 'domain', 'instruction', 'judge')
@@ -52,26 +52,6 @@ class Task:
     axis: str = 'general'
     def run(self, model, tokenizer) -> TaskResult: raise NotImplementedError
     def __repr__(self): return f'{type(self).__name__}(name={self.name!r}, axis={self.axis!r})'
-
-# %% ../../nbs/04a_task.ipynb #5ac11451
-def default_device() -> str: return 'cuda' if torch.cuda.is_available() else 'cpu'
-
-def load_model(path_or_id, *, dtype=torch.float32, gguf_file=None, device: str | None = None):
-    "(model, tokenizer) in eval mode for a model dir / hub id / LoRA adapter dir / GGUF file (`forge_nb.training.launch.load_model`)."
-    from forge_nb.training.launch import load_model as _load
-    model, tok = _load(path_or_id, dtype=dtype, device=device or default_device(), gguf_file=gguf_file)
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
-    return model.eval(), tok
-
-def resolve_model(spec, device: str | None = None):
-    "Turn a model spec (path / hub id / `(model, tokenizer)` / object with `.model_path`) into `(model, tokenizer)`."
-    if isinstance(spec, (tuple, list)) and len(spec) == 2: 
-        model, tok = spec
-        if tok.pad_token is None: tok.pad_token = tok.eos_token
-        model.eval(); return model, tok
-    if hasattr(spec, 'model_path'): spec = spec.model_path
-    if isinstance(spec, (str, os.PathLike)): return load_model(spec, device=device)
-    raise TypeError(f'cannot load a model from {type(spec).__name__}: give a path, a hub id or (model, tokenizer)')
 
 # %% ../../nbs/04a_task.ipynb #80f33bf9
 def chat_prompt(tokenizer, messages) -> str:

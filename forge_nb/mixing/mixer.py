@@ -325,14 +325,13 @@ def load_customer(src) -> list[dict]:
     s = str(src)
     if s.startswith('s3://'):
         import tempfile
-        from forge_nb.core.env import download_uri
+        from forge_nb.core.storage import download_uri
         src = download_uri(s, tempfile.mkdtemp(prefix='forge_mix_'))
     p = Path(src)
     if p.is_dir(): return [r for f in sorted(p.glob('*.jsonl')) + sorted(p.glob('*.parquet')) for r in load_customer(f)]
     if not p.exists(): raise FileNotFoundError(f"customer data {s!r} not found")
     if p.suffix == '.json': return json.loads(p.read_text())
-    from forge_nb.data.preparation import load_records   # the one JSONL/Parquet reader (file:line errors, JSON-encoded columns)
-    return load_records(p)
+    return read_records(p)
 
 # %% ../../nbs/02b_mixer.ipynb #697c3922
 @dataclass

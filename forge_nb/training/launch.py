@@ -11,14 +11,15 @@ from dataclasses import dataclass, field, fields, asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 import torch
-from ..data.preparation import load_records
+from ..core.records import read_records, write_records, data_fingerprint
+from ..core.models import load_model, load_tokenizer, model_ref as _model_ref
 from .packing import (tokenize_chat, collate, token_losses, register_packed_attention, supports_packing,
                               demo_model_path, PACKED_ATTN)
 
 # %% auto #0
-__all__ = ['LORA_TARGETS', 'TERMINAL', 'TrainConfig', 'get_config', 'as_records', 'write_records', 'data_fingerprint',
-           'load_tokenizer', 'load_model', 'lora_targets', 'embedding_modules', 'resolve_modules_to_save',
-           'lora_config', 'step_indices', 'plan', 'run_training', 'TrainJob', 'DryRun', 'train', 'main_train']
+__all__ = ['LORA_TARGETS', 'TERMINAL', 'TrainConfig', 'get_config', 'lora_targets', 'embedding_modules',
+           'resolve_modules_to_save', 'lora_config', 'step_indices', 'plan', 'run_training', 'TrainJob', 'DryRun',
+           'train', 'main_train']
 
 # %% ../../nbs/03_training.ipynb #005fd62c
 def _f(default, rng=None, help='', choices=None):
@@ -159,28 +160,6 @@ def get_config() -> 'pd.DataFrame':
     return pd.DataFrame(rows).set_index('key')
 
 # %% ../../nbs/03_training.ipynb #bc9e1892
-def as_records(data) -> list[dict]:
-    "Records from a list, a `datasets.Dataset`, a MixResult (`.records`) or a path."
-    if data is None: return []
-    if hasattr(data, 'records') and not isinstance(data, (str, Path)): data = data.records
-    if isinstance(data, (str, Path)): return load_records(data)
-    if hasattr(data, 'to_list'): return data.to_list()
-    return list(data)
-
-def write_records(records, path) -> Path:
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, 'w') as f:
-        for r in records: f.write(json.dumps(r, ensure_ascii=False, default=str) + '\n')
-    return p
-
-def data_fingerprint(records) -> dict:
-    "sha256 over the records' canonical JSON, their count and the count per source."
-    h = hashlib.sha256(); counts = {}
-    for r in records:
-        h.update(json.dumps(r, sort_keys=True, ensure_ascii=False, default=str).encode()); h.update(b'\n')
-        s = str(r.get('source', 'data')); counts[s] = counts.get(s, 0) + 1
-    return dict(sha256=h.hexdigest()[:16], n=len(records), sources=dict(sorted(counts.items())))
-
 def _demo_records(n=64, seed=0):
     "A small mixed data set for lessons: domain Q&A as `customer` plus general categories (forge_nb.core.embedded)."
     from forge_nb.core.embedded import domain_rows, general_pool
@@ -193,43 +172,6 @@ def _demo_records(n=64, seed=0):
     return recs
 
 # %% ../../nbs/03_training.ipynb #57e22f90
-def _is_adapter(p) -> bool: return Path(str(p), 'adapter_config.json').is_file()
-
-def _model_ref(m) -> str:
-    "Absolute path for local folders (so adapter configs point at them), the id as is for hub ids."
-    if m is None: return str(demo_model_path())
-    p = Path(str(m)).expanduser()
-    return str(p.resolve()) if p.exists() else str(m)
-
-def load_tokenizer(path_or_id, *, trust_remote_code=False, chat_template=None, gguf_file=None):
-    "Tokenizer with a pad token (falls back to eos) and an optional chat template override; `gguf_file` reads it from a GGUF file in `path_or_id`."
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(_model_ref(path_or_id), trust_remote_code=trust_remote_code, **({'gguf_file': gguf_file} if gguf_file else {}))
-    if chat_template: tok.chat_template = chat_template
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
-    return tok
-
-def load_model(path_or_id=None, *, dtype=None, device=None, merge: bool=False, trust_remote_code: bool=False,
-               attn_implementation: str|None=None, gguf_file: str|None=None):
-    "(model, tokenizer) for a base model folder/hub id or a LoRA adapter folder (base from adapter_config.json); `gguf_file`: the (base) model's weights are that GGUF file."
-    from transformers import AutoModelForCausalLM
-    ref = _model_ref(path_or_id)
-    kw = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
-    if gguf_file: kw['gguf_file'] = gguf_file
-    else: kw['use_safetensors'] = True
-    if attn_implementation: kw['attn_implementation'] = attn_implementation
-    if _is_adapter(ref):
-        from peft import PeftModel
-        base = json.loads(Path(ref, 'adapter_config.json').read_text())['base_model_name_or_path']
-        model = AutoModelForCausalLM.from_pretrained(_model_ref(base), **kw)
-        model = PeftModel.from_pretrained(model, ref)
-        if merge: model = model.merge_and_unload()
-        tok_src, tok_gguf = (ref, None) if Path(ref, 'tokenizer_config.json').exists() else (base, gguf_file)
-    else:
-        model, tok_src, tok_gguf = AutoModelForCausalLM.from_pretrained(ref, **kw), ref, gguf_file
-    if device: model = model.to(device)
-    return model.eval(), load_tokenizer(tok_src, trust_remote_code=trust_remote_code, gguf_file=tok_gguf)
-
 def lora_targets(model, target_modules=None):
     "The LoRA target modules for `model`: explicit, else the per-architecture default, else 'all-linear'."
     if target_modules is not None: return target_modules
@@ -413,7 +355,7 @@ def run_training(cfg: TrainConfig, train_records, eval_records=None, *, mix=None
         torch.manual_seed(cfg.seed); random.seed(cfg.seed)
         model_ref = _model_ref(cfg.model)
         tok = load_tokenizer(model_ref, trust_remote_code=cfg.trust_remote_code, chat_template=cfg.chat_template)
-        train_records = as_records(train_records); eval_records = as_records(eval_records)
+        train_records = read_records(train_records); eval_records = read_records(eval_records)
         samples, dropped = _tokenize_all(train_records, tok, cfg, data_names[0])
         ev, _ = _tokenize_all(eval_records, tok, cfg, data_names[1])
         sources = sorted({s['source'] for s in samples} | {s['source'] for s in ev})
@@ -751,7 +693,7 @@ def train(config: TrainConfig|None=None, train_data=None, eval_data=None, *, mix
     out = Path(cfg.output_dir or f"runs/train-{datetime.now().strftime('%Y%m%d-%H%M%S-%f')}").resolve()
     cfg = cfg.update(output_dir=str(out))
     world = (nproc or 2) if runtime == 'torchrun' else 1
-    recs = as_records(train_data)
+    recs = read_records(train_data)
     spec = dict(config=cfg.to_dict(), train_data=str(out / 'data' / 'train.jsonl'), eval_data=None,
                 mix=None, resume=resume, runtime=runtime, nproc=world)
     if isinstance(train_data, (str, Path)): spec['train_data'] = str(Path(train_data).resolve())
@@ -762,7 +704,7 @@ def train(config: TrainConfig|None=None, train_data=None, eval_data=None, *, mix
         return DryRun(resolved=_resolve_preview(cfg, len(recs), world), command=cmd, spec=spec)
     out.mkdir(parents=True, exist_ok=True)
     if not isinstance(train_data, (str, Path)): write_records(recs, spec['train_data'])
-    if eval_data is not None and not isinstance(eval_data, (str, Path)): write_records(as_records(eval_data), spec['eval_data'])
+    if eval_data is not None and not isinstance(eval_data, (str, Path)): write_records(read_records(eval_data), spec['eval_data'])
     if mix is not None:
         md = _mix_dir(mix, out); spec['mix'] = str(md) if md else _mix_config(mix)
     _write_json(out / 'job.json', spec)
@@ -770,7 +712,7 @@ def train(config: TrainConfig|None=None, train_data=None, eval_data=None, *, mix
         for f in ('status.json', 'metrics.jsonl', 'train.log', 'stdout.log'): (out / f).unlink(missing_ok=True)
     if runtime == 'local':
         job = TrainJob(str(out), 'local', cmd, os.getpid())
-        run_training(cfg, recs, as_records(eval_data) if eval_data is not None else None, mix=spec['mix'] if mix is not None else None,
+        run_training(cfg, recs, read_records(eval_data) if eval_data is not None else None, mix=spec['mix'] if mix is not None else None,
                      resume=resume, echo=echo, data_names=(_data_name(train_data, 'train_data'), _data_name(eval_data, 'eval_data')))
     else:
         proc = runtimes.launch(cmd, out)
@@ -806,11 +748,11 @@ def main_train(argv: list[str]|None=None) -> int:
     except (ValueError, TypeError) as e: print(f"error: {a.config}: {e}", file=sys.stderr); return 2
     train_data = a.train_data or spec.get('train_data'); eval_data = a.eval_data or spec.get('eval_data')
     if not train_data: print(f"error: {a.config}: no train_data (pass --train-data)", file=sys.stderr); return 2
-    recs = load_records(train_data)
+    recs = read_records(train_data)
     if a.dry_run:
         rank, world = _dist()
         print(json.dumps(_resolve_preview(cfg, len(recs), world), indent=1, default=str)); return 0
-    run_training(cfg, recs, load_records(eval_data) if eval_data else None, mix=a.mix or spec.get('mix'),
+    run_training(cfg, recs, read_records(eval_data) if eval_data else None, mix=a.mix or spec.get('mix'),
                  resume=a.resume or bool(spec.get('resume')), echo=not a.quiet,
                  data_names=(str(train_data), str(eval_data or 'eval_data')))
     return 0

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import pandas as pd
 
-from ..core.env import run_dir, tracking_uri, offline
+from ..core.env import run_dir, offline
+from ..core.tracking import tracking_uri
 from ..core.embedded import tiny_model_path, domain_rows
 from ..data.preparation import prepare
 from ..mixing import MixConfig, mix

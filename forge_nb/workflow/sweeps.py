@@ -13,7 +13,8 @@ from pathlib import Path
 import multiprocessing as mp
 import numpy as np, pandas as pd
 
-from ..core.env import run_dir, tracking_uri as resolve_tracking_uri, offline, quiet, experiment_id
+from ..core.env import run_dir, offline, quiet
+from ..core.tracking import tracking_uri as resolve_tracking_uri, experiment_id
 from ..core.embedded import tiny_model_path, domain_rows, general_qa
 
 # %% auto #0
