@@ -4,7 +4,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from forge_nb.evaluation.judge import (BedrockJudge, HFJudge, JudgeBackend, LLMJudge, OpenAIJudge, build_converse_request, judge_pairwise,
                             judge_pointwise, parse_pairwise, parse_rating)
-from forge_nb.core.models import load_model, TaskResult
+from forge_nb.core.models import load_model
+from forge_nb.evaluation.task import TaskResult
 from forge_nb.core.embedded import tiny_model_path
 
 def _answers(user):
