@@ -15,7 +15,7 @@ from typing import Iterator
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['STATUSES', 'TERMINAL', 'now_iso', 'write_json', 'read_json', 'RunFolder', 'JobResult', 'Job', 'free_port']
+__all__ = ['STATUSES', 'TERMINAL', 'now_iso', 'write_json', 'read_json', 'RunFolder', 'JobResult', 'Job', 'Runtime', 'free_port']
 
 # %% ../../nbs/00f_jobs.ipynb #81b773b5
 STATUSES = ('pending', 'running', 'completed', 'failed', 'stopped')   # every runtime reports one of these
@@ -141,6 +141,15 @@ def load(cls, path) -> 'Job':
     d = json.loads(Path(path).read_text()); kind = d.pop('kind', cls.kind)
     if kind not in Job._kinds: raise ValueError(f'{path}: unknown job kind {kind!r}; known: {sorted(Job._kinds)}')
     return Job._kinds[kind].from_dict(d)
+
+# %% ../../nbs/00f_jobs.ipynb #354d25c0
+class Runtime(ABC):
+    "Where jobs run: `plan` (pure: what would be launched) and `submit` (launch it, return its `Job`)."
+    name = 'runtime'
+    @abstractmethod
+    def plan(self, spec: dict) -> dict: "What `submit` would launch for `spec`: command, resources, requests; nothing is started."
+    @abstractmethod
+    def submit(self, spec: dict) -> Job: "Launch `spec` and return its handle."
 
 # %% ../../nbs/00f_jobs.ipynb #88887354
 def free_port() -> int:
