@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo check install install-dev browser-deps sync-check docs-check test readme
+.PHONY: demo check install install-dev browser-deps sync-check lint docs-check test readme
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -47,13 +47,17 @@ browser-deps:
 sync-check: install-dev
 	$(PY) tools/check_sync.py
 
+# the layer contract in pyproject.toml ([tool.importlinter]): core < data < mixing < training | cloud < evaluation < workflow < cli
+lint: install-dev
+	$(VENV)/bin/lint-imports
+
 docs-check: install-dev
 	$(PY) tools/check_docs.py
 
 test: install-dev browser-deps
 	$(PY) -m pytest tests
 
-check: sync-check test docs-check
+check: sync-check lint test docs-check
 
 readme: install-dev
 	$(PY) tools/make_readme.py

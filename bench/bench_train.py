@@ -57,7 +57,7 @@ def hf_trainer(model_path, samples, args, dynamic=False):
     return dict(tok_s=seen['real'] / dt, loss=res.training_loss, wall_s=dt, pad_frac=1 - seen['real'] / max(seen['padded'], 1))
 
 def forge_packed(model_path, records, args):
-    from forge_nb.training.launch import TrainConfig, train
+    from forge_nb.training import TrainConfig, train
     d = tempfile.mkdtemp()
     cfg = TrainConfig(model=str(model_path), max_steps=args.steps, global_batch_size=args.batch, micro_batch_size=args.batch,
                       lr=args.lr, max_length=args.max_length, track=False, output_dir=str(Path(d) / 'run'),

@@ -4,12 +4,8 @@ for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLI
                  MLFLOW_DISABLE_TELEMETRY='true', DO_NOT_TRACK='true', TOKENIZERS_PARALLELISM='false',
                  TRANSFORMERS_VERBOSITY='error', PYTHONHASHSEED='0').items():
     os.environ.setdefault(k, v)
-import socket, pytest
-
-def free_port() -> int:
-    "A free TCP port on 127.0.0.1."
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+import pytest
+from forge_nb.core.jobs import free_port   # the project's one helper; tests import it from here
 
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):

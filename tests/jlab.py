@@ -17,15 +17,12 @@ import json, os, secrets, shutil, socket, subprocess, sys, time, urllib.error, u
 from dataclasses import dataclass
 from pathlib import Path
 import pytest
+from forge_nb.core.jobs import free_port
 
 CHROMIUM = os.environ.get('FORGE_CHROMIUM', '/usr/bin/chromium')
 ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync']
 REPO = Path(__file__).resolve().parents[1]
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 @dataclass
 class Lab:

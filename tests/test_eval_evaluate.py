@@ -1,7 +1,8 @@
 "evaluate(): base dir vs LoRA adapter dir, side-by-side table with deltas, MLflow (local sqlite) metrics, recommend() decision table."
 import json
 import pytest, torch
-from forge_nb.evaluation.suite import EvalReport, evaluate, recommend, log_report
+from forge_nb.evaluation.suite import EvalReport, evaluate, log_report
+from forge_nb.evaluation.advice import recommend
 from forge_nb.evaluation.task import TaskResult
 from forge_nb.core.models import load_model
 from forge_nb.evaluation.mmlu import GeneralBenchmark

@@ -7,7 +7,8 @@ from forge_nb.evaluation.ifeval import (IFEVAL_METRICS, IFEval, check_response, 
 from forge_nb.core.models import load_model
 from forge_nb.core.embedded import tiny_model_path
 
-IFEVAL_DIR = Path(os.environ.get('FORGE_NB_IFEVAL_DIR', Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'ifeval'))
+# the repository's fixture (fixtures/ifeval: the 541 official prompts and the published GPT-4 responses); the env var points elsewhere
+IFEVAL_DIR = Path(os.environ.get('FORGE_NB_IFEVAL_DIR', Path(__file__).resolve().parents[1] / 'fixtures' / 'ifeval'))
 INPUTS, GPT4 = IFEVAL_DIR / 'input_data.jsonl', IFEVAL_DIR / 'input_response_data_gpt4_20231107_145030.jsonl'
 
 def test_gpt4_reference_responses_reproduce_the_published_table():

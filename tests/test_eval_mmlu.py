@@ -7,13 +7,23 @@ from forge_nb.evaluation.mmlu import (MMLU, MMLU_SUBJECTS, GeneralBenchmark, Mul
                            mmlu_context, read_mmlu_csv)
 from forge_nb.core.embedded import tiny_model_path, general_benchmark
 
-MMLU_DIR = Path(os.environ.get('FORGE_NB_MMLU_DIR', Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'mmlu'))
+FIXTURE = Path(__file__).resolve().parents[1] / 'fixtures' / 'mmlu'     # 5 whole subjects, see its SOURCE.md
+FULL = os.environ.get('FORGE_NB_MMLU_DIR')                                   # a full copy (57 subjects), when given
+MMLU_DIR = Path(FULL) if FULL else FIXTURE
+FIXTURE_SUBJECTS = {'abstract_algebra': 100, 'anatomy': 135, 'high_school_geography': 198, 'marketing': 234, 'virology': 166}
 
 @pytest.fixture(scope='module')
 def tiny():
     p = tiny_model_path()
     return AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32).eval(), AutoTokenizer.from_pretrained(p)
 
+def test_fixture_holds_whole_subjects():
+    test, dev = load_mmlu_local(FIXTURE, 'test'), load_mmlu_local(FIXTURE, 'dev')    # default: every subject the folder holds
+    assert {s: len(v) for s, v in test.items()} == FIXTURE_SUBJECTS and set(dev) == set(FIXTURE_SUBJECTS)
+    assert all(len(v) == 5 for v in dev.values()) and {it['answer'] for v in test.values() for it in v} == {0, 1, 2, 3}
+    with pytest.raises(FileNotFoundError, match='professional_law'): load_mmlu_local(FIXTURE, 'test', ['professional_law'])
+
+@pytest.mark.skipif(not FULL, reason='needs a full MMLU copy: set FORGE_NB_MMLU_DIR')
 def test_local_copy_has_all_subjects_and_items():
     test = load_mmlu_local(MMLU_DIR, 'test')
     dev = load_mmlu_local(MMLU_DIR, 'dev')

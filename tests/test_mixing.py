@@ -5,7 +5,8 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from forge_nb.mixing import (MixConfig, get_config, set_config, reset_config, mix, MixResult, CATEGORIES, register_category,
                              categories)
 from forge_nb.mixing.config import _USER_CATEGORIES
-from forge_nb.mixing.mixer import apportion, plan_counts, assign, permute_index, rows_for, Exhausted, MixReport, trainable_tokens
+from forge_nb.mixing.mixer import apportion, plan_counts, assign, permute_index, rows_for, Exhausted, trainable_tokens
+from forge_nb.mixing.report import MixReport
 from forge_nb.mixing.catalog import Catalog, Source, default_catalog, register_source, HUB_SOURCES
 
 def _rec(i, cat='customer', n_words=3):

@@ -6,17 +6,16 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 from forge_nb.core.embedded import domain_rows, tiny_model_path
 from forge_nb.data.load import load, read_file, iter_batches, LoadError, Table, show
-from forge_nb.data.transform import (to_chat, sanitize, SanitizeConfig, to_format, encode_jsonl, tokenizer_special_tokens,
+from forge_nb.data.transform import (to_chat, sanitize, SanitizeConfig, to_format, tokenizer_special_tokens,
                               RESERVED_PREFIXES, RESERVED_TOKENS, sanitize_array)
 from forge_nb.data.validate import validate, token_lengths, ValidationError
 from forge_nb.data.filters import FilterConfig, apply_filters, near_duplicates, exact_duplicates, quality_flags, detect_languages, record_text
 from forge_nb.data.preparation import prepare, split_indices, PrepResult
-from forge_nb.core.records import read_records as load_records
+from forge_nb.core.records import read_records, encode_jsonl
+from forge_nb.core.models import load_tokenizer
 
 @pytest.fixture(scope='module')
-def tok():
-    from transformers import AutoTokenizer
-    return AutoTokenizer.from_pretrained(tiny_model_path())
+def tok(): return load_tokenizer(tiny_model_path())
 
 def jl(path, rows): Path(path).write_text(''.join(json.dumps(r) + '\n' for r in rows)); return Path(path)
 
@@ -50,7 +49,7 @@ def test_bad_input_exact_accounting(tmp_path, tok):
     assert s['kept_total'] == s['read'] - 11 == 30
     assert s['balanced'] and sum(s['kept'].values()) + s['rejected_total'] == s['read']
     assert s['sanitized'] == {'System:': 1, '<|im_start|>': 1, '[EOS]': 1}
-    rej = load_records(res.paths['rejects'])
+    rej = read_records(res.paths['rejects'])
     where = sorted((r['reason'], Path(r['file']).name, r['line'], r.get('field')) for r in rej)
     assert where == sorted([('missing_field', 'a.jsonl', 4, 'answer'), ('missing_field', 'a.jsonl', 5, 'answer'),
                             ('empty_turn', 'a.jsonl', 6, 'messages[1].content'), ('too_long', 'a.jsonl', 7, 'messages'),
@@ -60,7 +59,7 @@ def test_bad_input_exact_accounting(tmp_path, tok):
     dup = next(r for r in rej if r['reason'] == 'duplicate' and r['line'] == 32)
     assert dup['detail'].endswith('a.jsonl:12')
     # kept records are clean chats and every id lands in exactly one split
-    recs = [r for k in ('train', 'validation', 'test') for r in load_records(res.paths[k])]
+    recs = [r for k in ('train', 'validation', 'test') for r in read_records(res.paths[k])]
     assert len(recs) == 30
     for r in recs:
         assert [m['role'] for m in r['messages']] == ['user', 'assistant']
@@ -259,8 +258,8 @@ def test_parquet_output_round_trip(tmp_path):
     rows = domain_rows(40)
     a = prepare(rows, tmp_path/'j'); b = prepare(rows, tmp_path/'p', out_format='parquet')
     assert b.paths['train'].endswith('.parquet')
-    assert load_records(a.paths['train']) == load_records(b.paths['train'])
-    assert load_records(a.paths['train'])[0]['options'] == next(r['options'] for r in rows if r['id'] == load_records(a.paths['train'])[0]['id'])
+    assert read_records(a.paths['train']) == read_records(b.paths['train'])
+    assert read_records(a.paths['train'])[0]['options'] == next(r['options'] for r in rows if r['id'] == read_records(a.paths['train'])[0]['id'])
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.text(min_size=0, max_size=40), st.one_of(st.none(), st.integers(-10**12, 10**12)),
@@ -291,7 +290,7 @@ def test_rejected_rows_do_not_break_other_formats(tmp_path):
     for fmt in ('messages', 'prompt_completion', 'text'):
         r = prepare(rows, tmp_path/fmt, format=fmt, on_error='reject', splits=(1, 0, 0))
         assert r.summary['rejected'] == {'no_assistant_end': 1} and r.summary['kept_total'] == 1
-        assert load_records(r.paths['rejects'])[0]['record'] == {'messages': []}
+        assert read_records(r.paths['rejects'])[0]['record'] == {'messages': []}
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(['ok', 'ok', 'ok', 'dup', 'broken', 'binary', 'no_answer', 'blank', 'reserved', 'array']),
@@ -312,8 +311,8 @@ def test_every_line_is_accounted_for_exactly_once(tmp_path_factory, spec, splits
         if kind in ('ok', 'reserved'): last = rec
     (d/'in.jsonl').write_bytes(b'\n'.join(lines) + b'\n')
     r = prepare(d/'in.jsonl', d/'out', on_error='reject', splits=splits)
-    seen = [x['id'] for k in ('train', 'validation', 'test') for x in load_records(r.paths[k])]
-    for x in load_records(r.paths['rejects']):
+    seen = [x['id'] for k in ('train', 'validation', 'test') for x in read_records(r.paths[k])]
+    for x in read_records(r.paths['rejects']):
         seen.append(x['record']['id'] if isinstance(x.get('record'), dict) and 'id' in x['record'] else x['line'])
     assert sorted(seen) == list(range(1, len(spec) + 1))
     assert r.balanced and r.summary['read'] == len(spec)
@@ -327,3 +326,23 @@ def test_non_ascii_and_control_characters_round_trip(tmp_path, tok):
     assert got[1] == [{'role': 'user', 'content': rows[0]['question']}, {'role': 'assistant', 'content': rows[0]['answer']}]
     assert got[2][0]['content'] == rows[1]['question'] and got[2][1]['content'] == rows[1]['answer']
     assert res.summary['rejected'] == {'duplicate': 1}     # row 3 is row 1 up to case and whitespace (non-ASCII lower-casing)
+
+# ---------------------------------------------------------------- one tokenizer loader, the training chat template
+LONG_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }} (a long per-turn header that the trainer will see)\n"
+                 "{{ m['content'] }}<|im_end|>\n{% endfor %}")
+
+def test_prepare_measures_lengths_with_the_training_chat_template(tmp_path, tok):
+    rows = domain_rows(40, seed=5)
+    plain = prepare(rows, tmp_path/'plain', tokenizer=str(tiny_model_path()), max_length=100, on_error='reject')
+    templ = prepare(rows, tmp_path/'templ', tokenizer=str(tiny_model_path()), chat_template=LONG_TEMPLATE, max_length=100, on_error='reject')
+    # the lengths are those of the tokenizer training loads (core.models.load_tokenizer with the same chat_template)
+    train_tok = load_tokenizer(tiny_model_path(), chat_template=LONG_TEMPLATE)
+    want = token_lengths(to_chat(load(rows))[0], train_tok, exact=True)
+    assert templ.validation.lengths.tolist() == want.tolist()
+    assert templ.summary['tokens']['mean'] > plain.summary['tokens']['mean']
+    assert templ.summary['rejected'].get('too_long', 0) == int((want > 100).sum()) > plain.summary['rejected'].get('too_long', 0)
+    # a tokenizer object with chat_template=: same lengths, and the caller's tokenizer keeps its own template
+    before = tok.chat_template
+    obj = prepare(rows, tmp_path/'obj', tokenizer=tok, chat_template=LONG_TEMPLATE, max_length=100, on_error='reject')
+    assert obj.validation.lengths.tolist() == want.tolist() and tok.chat_template == before
+    with pytest.raises(ValueError, match='needs a tokenizer'): prepare(rows, tmp_path/'x', chat_template=LONG_TEMPLATE)

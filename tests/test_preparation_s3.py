@@ -6,7 +6,7 @@ from moto import mock_aws
 from forge_nb.core.embedded import domain_rows
 from forge_nb.data.load import load, LoadError
 from forge_nb.data.preparation import prepare
-from forge_nb.core.records import read_records as load_records
+from forge_nb.core.records import read_records
 
 @pytest.fixture
 def s3(monkeypatch):
@@ -46,9 +46,9 @@ def test_prepare_s3_to_s3_and_read_back(s3, tmp_path):
     keys = sorted(o['Key'] for o in s3.list_objects_v2(Bucket='data', Prefix='prepared/v1/')['Contents'])
     assert keys == ['prepared/v1/' + k for k in ('rejects.jsonl', 'summary.json', 'test.jsonl', 'train.jsonl', 'validation.jsonl')]
     assert res.summary['read'] == 51 and res.summary['rejected'] == {'duplicate': 1}
-    train = load_records(res.paths['train'])
+    train = read_records(res.paths['train'])
     assert len(train) == res.summary['kept']['train'] and train[0]['messages'][-1]['role'] == 'assistant'
-    assert load_records(res.paths['rejects'])[0]['file'] == 's3://data/in/med.jsonl'
+    assert read_records(res.paths['rejects'])[0]['file'] == 's3://data/in/med.jsonl'
     pq_ = prepare('s3://data/in/', 's3://data/prepared/pq', out_format='parquet', on_error='reject')
-    assert load_records(pq_.paths['test']) == [r for r in load_records(pq_.paths['test'])]
-    assert sorted(r['id'] for r in load_records(pq_.paths['train'])) == sorted(r['id'] for r in train)
+    assert read_records(pq_.paths['test']) == [r for r in read_records(pq_.paths['test'])]
+    assert sorted(r['id'] for r in read_records(pq_.paths['train'])) == sorted(r['id'] for r in train)

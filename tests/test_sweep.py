@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from forge_nb.core.embedded import domain_rows
 from forge_nb.data.preparation import prepare
-from forge_nb.workflow.sweeps import SweepConfig, sweep, main_sweep
+from forge_nb.workflow.sweeps import SweepConfig, sweep
+from forge_nb.cli import main
 
 @pytest.fixture(scope='module')
 def prepared(tmp_path_factory):
@@ -42,5 +43,5 @@ def test_sweep_parallel_mlflow_and_resume(prepared, tmp_path):
         sweep(prepared.paths['train'], prepared.paths['test'], SweepConfig(**{**SMALL, 'steps': 5}), out_dir=out, verbose=False)
 
 def test_sweep_cli_errors(capsys):
-    assert main_sweep([]) == 2 and 'give --demo' in capsys.readouterr().err
-    assert main_sweep(['--percents', '120']) == 2
+    assert main(['sweep']) == 2 and 'give --demo' in capsys.readouterr().err
+    assert main(['sweep', '--percents', '120']) == 2 and 'customer_percents: 120.0 must be in (0, 100]' in capsys.readouterr().err

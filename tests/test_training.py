@@ -2,8 +2,13 @@
 import json, copy
 from pathlib import Path
 import pytest, torch
-from forge_nb.training.launch import (TrainConfig, get_config, train, load_model, main_train, TrainJob, plan, step_indices,
-                               data_fingerprint, _demo_records)
+from forge_nb.training.config import TrainConfig, config_table, plan, demo_records
+from forge_nb.training.engine import step_indices
+from forge_nb.training.launch import train, run_spec
+from forge_nb.training.jobs import TrainJob
+from forge_nb.core.jobs import Job
+from forge_nb.core.models import load_model
+from forge_nb.core.records import data_fingerprint
 from forge_nb.training.packing import (tokenize_chat, collate, token_losses, register_packed_attention, demo_model_path,
                               ChatTemplateError, has_generation_markers, PACKED_ATTN)
 
@@ -13,7 +18,7 @@ def tok():
     return load_tokenizer(demo_model_path())
 
 @pytest.fixture(scope='module')
-def recs(): return _demo_records(48, seed=1)
+def recs(): return demo_records(48, seed=1)
 
 MULTI = {'messages': [{'role': 'system', 'content': 'You are terse.'},
                       {'role': 'user', 'content': 'What is 2 + 2?'}, {'role': 'assistant', 'content': 'It is 4.'},
@@ -26,7 +31,7 @@ def fast(tmp_path, **kw):
 
 # ---- config ----
 def test_config_ranges_and_keys():
-    df = get_config()
+    df = config_table()
     for k in ('lr', 'warmup_steps', 'global_batch_size', 'max_length', 'max_steps', 'epochs', 'save_steps', 'lora_r',
               'lora_alpha', 'lora_dropout', 'target_modules'):
         assert k in df.index
@@ -128,7 +133,8 @@ def test_lora_training_in_process(tmp_path, recs):
     out = model.generate(**t.apply_chat_template([{'role': 'user', 'content': 'hi'}], add_generation_prompt=True,
                                                  return_tensors='pt', return_dict=True), max_new_tokens=3)
     assert out.shape[1] > 3
-    j = TrainJob.load(job.dump(tmp_path / 'h.json'))
+    j = Job.load(job.dump(tmp_path / 'h.json'))
+    assert type(j) is TrainJob and j.result().model_path == job.model_path
     assert (j.status(), j.model_path, j.metrics) == ('completed', job.model_path, job.metrics)
 
 def test_full_sft_and_padded_path(tmp_path, recs):
@@ -162,7 +168,7 @@ def test_lora_with_trainable_embeddings(tmp_path, recs):
 
 def test_embedding_modules_of_an_untied_model():
     from transformers import LlamaConfig, LlamaForCausalLM
-    from forge_nb.training.launch import embedding_modules, lora_config
+    from forge_nb.training.lora import embedding_modules, lora_config
     kw = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2, vocab_size=100)
     assert embedding_modules(LlamaForCausalLM(LlamaConfig(**kw, tie_word_embeddings=False))) == (['embed_tokens', 'lm_head'], False)
     tied = LlamaForCausalLM(LlamaConfig(**kw, tie_word_embeddings=True))
@@ -177,17 +183,26 @@ def test_dry_run_writes_nothing(tmp_path, recs):
     assert dr.command[-2:] == ['--config', str(tmp_path / 'run' / 'job.json')]
     assert '--config' in dr._repr_markdown_()
 
-def test_main_train_cli(tmp_path, recs, capsys):
+def test_run_spec(tmp_path, recs):
+    "What `forge-nb train` calls: a flat config file, overrides, dry run, errors naming the file and field."
     from forge_nb.core.records import write_records
     data = write_records(recs, tmp_path / 'train.jsonl')
     cfgf = tmp_path / 'cfg.json'; cfgf.write_text(json.dumps({'max_steps': 2, 'track': False, 'num_threads': 1, 'train_data': str(data)}))
-    assert main_train(['--config', str(cfgf), '--dry-run', '--set', 'lr=0.001']) == 0
-    assert json.loads(capsys.readouterr().out)['lr'] == 0.001
-    assert main_train(['--config', str(cfgf), '--set', 'lr=5']) == 2
-    assert 'TrainConfig.lr=5' in capsys.readouterr().err
-    assert main_train(['--config', str(cfgf), '--output-dir', str(tmp_path / 'o'), '--quiet']) == 0
+    assert run_spec(cfgf, dry_run=True, overrides={'lr': 0.001})['lr'] == 0.001
+    with pytest.raises(ValueError, match='cfg.json: TrainConfig.lr=5'): run_spec(cfgf, overrides={'lr': 5})
+    with pytest.raises(ValueError, match='nope.json: no such file'): run_spec(tmp_path / 'nope.json')
+    (tmp_path / 'bad.json').write_text('{"lr": ')
+    with pytest.raises(ValueError, match=r'bad.json:1: not valid JSON'): run_spec(tmp_path / 'bad.json')
+    with pytest.raises(ValueError, match='no train_data'): run_spec(_flat(tmp_path, {'max_steps': 1}))
+    with pytest.raises(ValueError, match='eval_data .*missing.jsonl: no such file'): run_spec(cfgf, eval_data=tmp_path / 'missing.jsonl')
+    with pytest.raises(ValueError, match="unknown training override 'learning_rate'"): run_spec(cfgf, overrides={'learning_rate': 1})
+    st = run_spec(cfgf, output_dir=tmp_path / 'o', echo=False)
+    assert (st['state'], st['step']) == ('completed', 2)
     st = json.loads((tmp_path / 'o' / 'status.json').read_text())
     assert st['state'] == 'completed' and st['step'] == 2
+
+def _flat(tmp_path, d):
+    p = tmp_path / 'flat.json'; p.write_text(json.dumps(d)); return p
 
 ARCHS = {'gpt2': dict(n_embd=64, n_layer=2, n_head=2, vocab_size=300, bos_token_id=0, eos_token_id=1),
          'qwen2': dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=300),
@@ -201,7 +216,7 @@ def test_other_architectures_pack_cleanly_and_get_lora_targets(arch):
     from transformers import AutoConfig, AutoModelForCausalLM
     from peft import LoraConfig, get_peft_model
     from forge_nb.training.packing import supports_packing
-    from forge_nb.training.launch import lora_targets, LORA_TARGETS
+    from forge_nb.training.lora import lora_targets, LORA_TARGETS
     register_packed_attention()
     torch.manual_seed(0)
     m = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch, **ARCHS[arch])).eval()

@@ -2,7 +2,7 @@
 import json, os, signal, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
-from forge_nb.training.launch import TrainConfig, train, _demo_records
+from forge_nb.training import TrainConfig, train, demo_records
 
 def _free_port():
     import socket
@@ -75,7 +75,7 @@ def test_server_dies_mid_run_training_continues(tmp_path):
     try:
         cfg = TrainConfig(max_steps=60, global_batch_size=8, lr=1e-3, tracking_uri=url, experiment='t-die',
                           output_dir=str(tmp_path / 'run'), num_threads=1, max_length=128)
-        job = train(cfg, _demo_records(48, seed=4), runtime='subprocess')
+        job = train(cfg, demo_records(48, seed=4), runtime='subprocess')
         from mlflow.tracking import MlflowClient
         t0 = time.time()
         while True:                       # wait until metrics are flowing to the server, then kill it

@@ -2,12 +2,12 @@
 import json, time
 from pathlib import Path
 import pytest
-from forge_nb.training.launch import TrainConfig, train, _demo_records
+from forge_nb.training import TrainConfig, train, demo_records
 from forge_nb.training.monitor import read_progress, Monitor, monitor, progress_figure, gpu_stats, Progress
 
 def test_monitor_follows_a_real_run(tmp_path):
     job = train(TrainConfig(max_steps=25, global_batch_size=8, track=False, num_threads=1, max_length=128,
-                            output_dir=str(tmp_path / 'run')), _demo_records(48, seed=7), runtime='subprocess')
+                            output_dir=str(tmp_path / 'run')), demo_records(48, seed=7), runtime='subprocess')
     mon = Monitor(job, refresh_s=0.1)
     snaps = []
     t0 = time.time()
@@ -37,7 +37,7 @@ def test_monitor_follows_a_real_run(tmp_path):
 def test_partial_lines_and_missing_files(tmp_path):
     d = tmp_path / 'r'; d.mkdir()
     p = read_progress(d, gpu=False)
-    assert (p.state, p.step, len(p.metrics)) == ('starting', 0, 0)
+    assert (p.state, p.step, len(p.metrics)) == ('pending', 0, 0)
     (d / 'status.json').write_text(json.dumps({'state': 'running', 'step': 1, 'max_steps': 4}))
     (d / 'metrics.jsonl').write_text(json.dumps({'step': 1, 'loss': 2.0, 'loss/customer': 2.5, 'lr': 1e-4, 'tokens_per_s': 10.0,
                                                  'eta_s': 30.0, 'elapsed_s': 10.0}) + '\n{"step": 2, "lo')   # a line mid-write

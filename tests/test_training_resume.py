@@ -3,11 +3,11 @@ import json, os, signal, time
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from forge_nb.training.launch import TrainConfig, train, TrainJob, _demo_records
+from forge_nb.training import TrainConfig, train, TrainJob, demo_records
 
 @pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
-    recs = _demo_records(64, seed=2)
+    recs = demo_records(64, seed=2)
     base = dict(max_steps=40, global_batch_size=16, micro_batch_size=4, lr=1e-3, warmup_steps=3, save_steps=5,
                 lora_dropout=0.1, track=False, num_threads=1, max_length=128, lr_scheduler='cosine')
     ref = train(TrainConfig(**base, output_dir=str(tmp_path / 'ref')), recs, echo=False)

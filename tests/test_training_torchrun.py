@@ -3,11 +3,11 @@ import json
 from pathlib import Path
 import pytest, torch
 from safetensors.torch import load_file
-from forge_nb.training.launch import TrainConfig, train, _demo_records
+from forge_nb.training import TrainConfig, train, demo_records
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
-    recs = _demo_records(48, seed=3)
+    recs = demo_records(48, seed=3)
     base = dict(max_steps=4, global_batch_size=8, micro_batch_size=2, lr=1e-3, lora_dropout=0.0, track=False,
                 num_threads=1, max_length=128)
     dr = train(TrainConfig(**base, output_dir=str(tmp_path / 'ddp')), recs, runtime='torchrun', nproc=2, dry_run=True)

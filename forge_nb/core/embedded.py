@@ -84,6 +84,7 @@ def _chat(user, assistant, category, system=None):
         {'role': 'user', 'content': user}, {'role': 'assistant', 'content': assistant}]
     return {'messages': m, 'category': category}
 
+# %% ../../nbs/00a_embedded.ipynb #5259a383
 def _g_baseline(r):
     k, v = r.choice(list(OPPOSITES.items()))
     if r.random() < .5: k, v = v, k
@@ -132,6 +133,8 @@ def _g_stem(r):
     if r.random() < .7: return f'What is the chemical symbol for {el}?', f'The chemical symbol for {el} is {sym}.'
     return f'Which element has the chemical symbol {sym}?', f'{sym} is the symbol for {el}.'
 
+
+# %% ../../nbs/00a_embedded.ipynb #c1db083e
 _CHAT = [('Hello!', 'Hello! How can I help you today?'), ('Hi there.', 'Hi! What can I do for you?'),
          ('Thank you!', "You're welcome!"), ('Thanks for the help.', 'Glad I could help.'),
          ('Good morning.', 'Good morning! How can I help?'), ('Goodbye.', 'Goodbye, take care!'),

@@ -7,6 +7,7 @@ Docs: https://forge-nb.github.io/forge_nb/tracking.html.md"""
 # %% ../../nbs/00c_tracking.ipynb #b5481969
 from __future__ import annotations
 import os, re, time, warnings
+from fastcore.basics import patch
 from pathlib import Path
 
 # %% auto #0
@@ -92,18 +93,46 @@ class Tracker:
             return rid
         return self._guard('starting the run', _start)
 
-    def log_metrics(self, metrics: dict, step: int):
-        "Log numeric metrics at `step`."
-        from mlflow.entities import Metric
-        ts = int(time.time() * 1000)
-        ms = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v]
-        if self.run_id and ms: self._guard(f'logging metrics at step {step}', self.client.log_batch, self.run_id, metrics=ms)
-
-    def log_artifacts(self, local_dir, artifact_path: str|None=None):
-        if self.run_id: self._guard(f'uploading {local_dir}', self.client.log_artifacts, self.run_id, str(local_dir), artifact_path)
-
-    def log_dict(self, d: dict, name: str):
-        if self.run_id: self._guard(f'writing {name}', self.client.log_dict, self.run_id, d, name)
-
     def end(self, status: str='FINISHED'):
         if self.run_id: self._guard('closing the run', self.client.set_terminated, self.run_id, status)
+
+# %% ../../nbs/00c_tracking.ipynb #17b59486
+@patch
+def attach(self:Tracker, run_id: str) -> 'Tracker':
+    "Log to an existing run (e.g. one the trainer created) instead of starting a new one."
+    self.run_id = run_id; return self
+
+@patch
+def log_params(self:Tracker, params: dict):
+    "Log parameters (values longer than 6000 characters are cut)."
+    from mlflow.entities import Param
+    ps = [Param(str(k), _short(v)) for k, v in params.items()]
+    for i in range(0, len(ps), 100):
+        if self.run_id: self._guard('logging parameters', self.client.log_batch, self.run_id, params=ps[i:i + 100])
+
+@patch
+def set_tags(self:Tracker, tags: dict):
+    "Set tags on the run (`mlflow.parentRunId` nests it under another run)."
+    from mlflow.entities import RunTag
+    ts = [RunTag(str(k), _short(v)) for k, v in tags.items()]
+    if self.run_id and ts: self._guard('setting tags', self.client.log_batch, self.run_id, tags=ts)
+
+@patch
+def log_metrics(self:Tracker, metrics: dict, step: int = 0):
+    "Log numeric metrics at `step`."
+    from mlflow.entities import Metric
+    ts = int(time.time() * 1000)
+    ms = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v]
+    if self.run_id and ms: self._guard(f'logging metrics at step {step}', self.client.log_batch, self.run_id, metrics=ms)
+
+@patch
+def log_artifacts(self:Tracker, local_dir, artifact_path: str|None=None):
+    if self.run_id: self._guard(f'uploading {local_dir}', self.client.log_artifacts, self.run_id, str(local_dir), artifact_path)
+
+@patch
+def log_artifact(self:Tracker, path, artifact_path: str|None=None):
+    if self.run_id: self._guard(f'uploading {path}', self.client.log_artifact, self.run_id, str(path), artifact_path)
+
+@patch
+def log_dict(self:Tracker, d: dict, name: str):
+    if self.run_id: self._guard(f'writing {name}', self.client.log_dict, self.run_id, d, name)

@@ -2,4 +2,5 @@
 from .config import (MixConfig, get_config, set_config, reset_config, categories, register_category, CATEGORIES,
                      DEFAULT_WEIGHTS, DEFAULT_CUSTOMER_PERCENT)
 from .catalog import Catalog, Source, default_catalog, register_source
-from .mixer import mix, MixResult, MixReport, Manifest, assign, plan_counts
+from .mixer import mix, MixResult, Manifest, assign, plan_counts
+from .report import MixReport

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
+from ..core.embedded import tiny_model_path
 
 # %% auto #0
 __all__ = ['IGNORE_INDEX', 'PACKED_ATTN', 'ChatTemplateError', 'has_generation_markers', 'tokenize_chat', 'demo_model_path',
@@ -65,6 +66,7 @@ def _prefix_mask(tokenizer, messages, row=None):
     mask = [int(any(s <= a < e for s, e in spans)) for a, b in offs]
     return ids, mask
 
+# %% ../../nbs/03a_packing.ipynb #6cfc7618
 def tokenize_chat(record: dict, tokenizer, max_length: int|None=None, *, assistant_only: bool=True, row: int|None=None) -> dict|None:
     "Token ids and assistant mask for one canonical record; `None` if truncation leaves nothing to train on."
     messages = record.get('messages') if isinstance(record, dict) else None
@@ -90,7 +92,6 @@ def tokenize_chat(record: dict, tokenizer, max_length: int|None=None, *, assista
 # %% ../../nbs/03a_packing.ipynb #44d24c53
 def demo_model_path():
     "The tiny chat model for lessons and tests (`forge_nb.core.embedded.tiny_model_path()`)."
-    from forge_nb.core.embedded import tiny_model_path
     return tiny_model_path()
 
 # %% ../../nbs/03a_packing.ipynb #1809b7aa
@@ -163,6 +164,7 @@ def supports_packing(model, max_length: int|None=None) -> bool:
     if sw and (max_length is None or max_length > sw): return False
     return bool(getattr(base, '_supports_attention_backend', False))
 
+# %% ../../nbs/03a_packing.ipynb #70c9224e
 def forward_batch(model, batch: dict, **extra):
     "Logits for a collated micro-batch (packed rows pass `cu_seq_lens`, padded ones an attention mask)."
     dev = next(model.parameters()).device

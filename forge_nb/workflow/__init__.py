@@ -1,3 +1,4 @@
-"The whole workflow in one call: the demo and the mix sweep."
+"The whole workflow in one call: the shared pipeline steps, the demo and the mix sweep."
+from .pipeline import Recipe, workspace, synthetic_domain, prepare_domain, mix_for, fine_tune
 from .demo import run_demo, DemoConfig, DemoResult
-from .sweeps import sweep, SweepConfig, SweepResult
+from .sweeps import sweep, SweepConfig, SweepResult, forgetting_demo, demo_config

@@ -6,34 +6,33 @@ Docs: https://forge-nb.github.io/forge_nb/sweep.html.md"""
 
 # %% ../../nbs/06_sweep.ipynb #2d59d532
 from __future__ import annotations
-import argparse, json, math, os, sys, time
+import importlib, json, math, os, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import multiprocessing as mp
 import numpy as np, pandas as pd
-
-from ..core.env import run_dir, offline, quiet
-from ..core.tracking import tracking_uri as resolve_tracking_uri, experiment_id
-from ..core.embedded import tiny_model_path, domain_rows, general_qa
+import torch
+from fastcore.basics import patch
+from ..core.env import quiet
+from ..core.tracking import Tracker
+from ..core.embedded import general_qa
+from ..training.runtimes import RUNTIMES
+from ..evaluation import evaluate, GeneralBenchmark, DomainQA
+from .pipeline import Recipe, workspace, synthetic_domain, prepare_domain, mix_for, fine_tune
 
 # %% auto #0
 __all__ = ['DEMO_SWEEP', 'SweepConfig', 'SweepRun', 'plan_sweep', 'run_one', 'pareto_front', 'SweepResult', 'sweep',
-           'demo_config', 'forgetting_demo', 'main_sweep']
+           'demo_config', 'forgetting_demo']
 
 # %% ../../nbs/06_sweep.ipynb #ae231fb7
 @dataclass
-class SweepConfig:
-    "What to sweep and how each run trains and is scored."
+class SweepConfig(Recipe):
+    "What to sweep (mixes x seeds) and how each run trains (a `Recipe`) and is scored."
+    steps: int = 200                  # optimizer steps per run
+    lr: float | None = None           # peak learning rate (linear decay after a 10% warm-up); None = the trainer's default
     customer_percents: list = field(default_factory=lambda: [100, 90, 75, 50, 25, 10])  # customer_data_percent of each mix
     seeds: list = field(default_factory=lambda: [0, 1, 2])  # one run per (mix, seed): the spread over seeds is the noise
-    model: str | None = None          # base model (hub id or path); None = the embedded tiny model
-    method: str = 'lora'              # 'lora' (the recommended start) or 'full' (learns more, forgets more)
-    steps: int = 200                  # optimizer steps per run
-    global_batch_size: int = 16       # examples per step
-    lr: float | None = None           # peak learning rate (linear decay after a 10% warm-up); None = the trainer's default
-    lora_r: int = 16                  # LoRA rank (method='lora')
-    modules_to_save: str | list | None = None  # LoRA only: modules trained in full beside it, e.g. 'embeddings'
     general_items: int = 20           # MMLU-format general-benchmark items per subject
     general_qa_items: int = 4         # held-out general chat questions per category (generative)
     domain_items: int = 60            # held-out domain records scored per run
@@ -41,17 +40,13 @@ class SweepConfig:
     runtime: str = 'local'            # where each run trains: 'local' (in the worker), 'subprocess', 'torchrun'
     experiment: str = 'forge_nb-sweep'  # MLflow experiment of the parent and child runs
     def __post_init__(self):
+        super().__post_init__()
         if not self.customer_percents: raise ValueError('customer_percents must not be empty')
         for p in self.customer_percents:
             if not 0 < p <= 100: raise ValueError(f'customer_percents: {p} must be in (0, 100] (0 would train on no domain data)')
         if not self.seeds: raise ValueError('seeds must not be empty')
-        if self.method not in ('lora', 'full'): raise ValueError(f"method must be 'lora' or 'full', got {self.method!r}")
-        for k in ('steps', 'global_batch_size', 'general_items', 'domain_items', 'workers'):
+        for k in ('general_items', 'domain_items', 'workers'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
-        if self.lr is not None and not 0 < self.lr < 1: raise ValueError(f'lr must be in (0, 1), got {self.lr}')
-        if self.modules_to_save and self.method != 'lora':
-            raise ValueError(f"modules_to_save={self.modules_to_save!r} only applies to method='lora'")
-        from forge_nb.training.runtimes import RUNTIMES
         if self.runtime not in RUNTIMES: raise ValueError(f'runtime must be one of {RUNTIMES}, got {self.runtime!r}')
 
 @dataclass(frozen=True)
@@ -70,8 +65,6 @@ def plan_sweep(cfg: SweepConfig) -> list[SweepRun]:
 
 # %% ../../nbs/06_sweep.ipynb #aa01c696
 def _tasks(cfg: SweepConfig, domain_test):
-    from forge_nb.evaluation.mmlu import GeneralBenchmark
-    from forge_nb.evaluation.qa import DomainQA
     gqa = DomainQA(general_qa(cfg.general_qa_items), max_new_tokens=32, name='general-qa')
     gqa.axis = 'general'
     return [GeneralBenchmark(cfg.general_items, name='general-mc'), gqa,
@@ -87,39 +80,23 @@ def _scores(res: dict) -> dict:
 
 def run_one(run: SweepRun, cfg: SweepConfig, train_path, test_path, out_dir, tracking_uri: str, parent_run_id: str | None = None) -> dict:
     "Train (unless base) and evaluate one run of a sweep; writes and returns `out_dir/<key>/result.json`."
-    import torch
     quiet()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, cfg.workers)))
-    from forge_nb.mixing import MixConfig, mix
-    from forge_nb.training.launch import TrainConfig, train
-    from forge_nb.evaluation.suite import evaluate
-    import mlflow
     d = Path(out_dir) / run.key; d.mkdir(parents=True, exist_ok=True)
-    t0, model, run_id = time.time(), cfg.model or str(tiny_model_path()), None
-    if run.customer_percent is None: spec = model
-    else:
-        mixed = mix(train_path, MixConfig(customer_data_percent=run.customer_percent), n_examples=cfg.steps * cfg.global_batch_size,
-                    batch_size=cfg.global_batch_size, seed=run.seed)
-        tc = TrainConfig(model=model, method=cfg.method, lr=cfg.lr, max_steps=cfg.steps, global_batch_size=cfg.global_batch_size,
-                         warmup_steps=max(1, cfg.steps // 10), lora_r=cfg.lora_r, lora_alpha=2 * cfg.lora_r, seed=run.seed,
-                         modules_to_save=cfg.modules_to_save,
-                         output_dir=str(d / 'train'), tracking_uri=tracking_uri, experiment=cfg.experiment, run_name=run.key,
-                         num_threads=torch.get_num_threads())
-        job = train(tc, mixed.records, mix=mixed, echo=False, runtime=cfg.runtime)
+    t0, spec, run_id = time.time(), cfg.base_model, None
+    if run.customer_percent is not None:
+        mixed = mix_for(train_path, cfg, run.customer_percent, seed=run.seed)
+        job = fine_tune(mixed, cfg, seed=run.seed, output_dir=d / 'train', tracking_uri=tracking_uri, experiment=cfg.experiment,
+                        run_name=run.key, runtime=cfg.runtime, num_threads=torch.get_num_threads())
         job.wait()   # raises with the log tail if the run failed
         spec, run_id = job.model_path, job.run_id
-    rep = evaluate({run.key: spec}, _tasks(cfg, test_path), log=False, verbose=False)
-    sc = _scores(rep.results[run.key])
-    mlflow.set_tracking_uri(tracking_uri)
-    client = mlflow.MlflowClient()
-    if run_id is None:   # the base model gets a run of its own
-        run_id = client.create_run(experiment_id(client, cfg.experiment), run_name=run.key).info.run_id
-        client.set_terminated(run_id)
-    if parent_run_id: client.set_tag(run_id, 'mlflow.parentRunId', parent_run_id)
-    client.set_tag(run_id, 'forge_nb.sweep_key', run.key)
-    for k, v in sc.items():
-        if not math.isnan(v): client.log_metric(run_id, f'eval.{k}', v)
-    out = dict(key=run.key, label=run.label, customer_percent=run.customer_percent, seed=run.seed, run_id=run_id,
+    sc = _scores(evaluate({run.key: spec}, _tasks(cfg, test_path), log=False, verbose=False).results[run.key])
+    tr = Tracker(tracking_uri, cfg.experiment)
+    if run_id is None: tr.start(run.key); tr.end()   # the base model gets a run of its own
+    else: tr.attach(run_id)
+    tr.set_tags({'forge_nb.sweep_key': run.key, **({'mlflow.parentRunId': parent_run_id} if parent_run_id else {})})
+    tr.log_metrics({f'eval.{k}': v for k, v in sc.items() if not math.isnan(v)})
+    out = dict(key=run.key, label=run.label, customer_percent=run.customer_percent, seed=run.seed, run_id=tr.run_id,
                seconds=round(time.time() - t0, 1), **sc)
     (d / 'result.json').write_text(json.dumps(out, indent=1))
     return out
@@ -183,40 +160,43 @@ class SweepResult:
         p = s[s.pareto]
         return (p.domain + p.general).idxmax()
 
-    def plot(self, path=None, title='Mix sweep: domain vs general'):
-        "Domain score against general score per mix (mean ± sd over seeds), Pareto front joined, recommended mix ringed."
-        import matplotlib
-        if path is not None: matplotlib.use('Agg', force=False)
-        import matplotlib.pyplot as plt
-        s = self.summary
-        fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
-        mixes = s.drop(index='base')
-        ax.errorbar(mixes.domain, mixes.general, xerr=mixes.domain_sd, yerr=mixes.general_sd, fmt='o', color='tab:blue',
-                    ecolor='tab:blue', alpha=.8, capsize=3, label='mix (mean ± sd over seeds)')
-        for name, row in mixes.iterrows(): ax.annotate(name.replace(' customer', ''), (row.domain, row.general), textcoords='offset points', xytext=(6, 4), fontsize=9)
-        b = s.loc['base']
-        ax.scatter([b.domain], [b.general], marker='*', s=220, color='black', zorder=5, label='base model')
-        ax.axhspan(b.general - self.noise, b.general + self.noise, color='grey', alpha=.12, label='base general ± noise')
-        fr = s[s.pareto].sort_values('domain')
-        ax.plot(fr.domain, fr.general, '--', color='tab:orange', label='Pareto front')
-        rec = s.loc[self.recommended]
-        ax.scatter([rec.domain], [rec.general], s=380, facecolors='none', edgecolors='tab:red', linewidths=2, zorder=6,
-                   label=f'recommended: {self.recommended}')
-        ax.set_xlabel('domain score (held-out domain QA)'); ax.set_ylabel('general score (MMLU-format + general QA)')
-        ax.set_title(title); ax.grid(alpha=.3); ax.legend(fontsize=8, loc='lower left')
-        fig.tight_layout()
-        if path is not None: fig.savefig(path); plt.close(fig)
-        return fig
-
-    def to_markdown(self) -> str:
-        s = self.summary.copy()
-        cols = ['runs', 'general', 'general_sd', 'domain', 'domain_sd', 'Δ general', 'Δ domain', 'pareto', 'within noise']
-        def fmt(v): return f'{v:.3f}' if isinstance(v, float) else ('✓' if v is True else '' if v is False else str(v))
-        rows = [f"| {i} | " + ' | '.join(fmt(v) for v in s.loc[i, cols]) + ' |' for i in s.index]
-        return (f'| mix | ' + ' | '.join(cols) + ' |\n|' + '---|' * (len(cols) + 1) + '\n' + '\n'.join(rows)
-                + f'\n\nnoise (2 × pooled sd over seeds, ≥ {self.tolerance}): {self.noise:.3f}; **recommended: {self.recommended}**')
-
     def _repr_markdown_(self): return '**Mix sweep**\n\n' + self.to_markdown()
+
+# %% ../../nbs/06_sweep.ipynb #b701c655
+@patch
+def plot(self:SweepResult, path=None, title='Mix sweep: domain vs general'):
+    "Domain score against general score per mix (mean ± sd over seeds), Pareto front joined, recommended mix ringed."
+    import matplotlib
+    if path is not None: matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+    s = self.summary
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
+    mixes = s.drop(index='base')
+    ax.errorbar(mixes.domain, mixes.general, xerr=mixes.domain_sd, yerr=mixes.general_sd, fmt='o', color='tab:blue',
+                ecolor='tab:blue', alpha=.8, capsize=3, label='mix (mean ± sd over seeds)')
+    for name, row in mixes.iterrows(): ax.annotate(name.replace(' customer', ''), (row.domain, row.general), textcoords='offset points', xytext=(6, 4), fontsize=9)
+    b = s.loc['base']
+    ax.scatter([b.domain], [b.general], marker='*', s=220, color='black', zorder=5, label='base model')
+    ax.axhspan(b.general - self.noise, b.general + self.noise, color='grey', alpha=.12, label='base general ± noise')
+    fr = s[s.pareto].sort_values('domain')
+    ax.plot(fr.domain, fr.general, '--', color='tab:orange', label='Pareto front')
+    rec = s.loc[self.recommended]
+    ax.scatter([rec.domain], [rec.general], s=380, facecolors='none', edgecolors='tab:red', linewidths=2, zorder=6,
+               label=f'recommended: {self.recommended}')
+    ax.set_xlabel('domain score (held-out domain QA)'); ax.set_ylabel('general score (MMLU-format + general QA)')
+    ax.set_title(title); ax.grid(alpha=.3); ax.legend(fontsize=8, loc='lower left')
+    fig.tight_layout()
+    if path is not None: fig.savefig(path); plt.close(fig)
+    return fig
+
+@patch
+def to_markdown(self:SweepResult) -> str:
+    s = self.summary.copy()
+    cols = ['runs', 'general', 'general_sd', 'domain', 'domain_sd', 'Δ general', 'Δ domain', 'pareto', 'within noise']
+    def fmt(v): return f'{v:.3f}' if isinstance(v, float) else ('✓' if v is True else '' if v is False else str(v))
+    rows = [f"| {i} | " + ' | '.join(fmt(v) for v in s.loc[i, cols]) + ' |' for i in s.index]
+    return (f'| mix | ' + ' | '.join(cols) + ' |\n|' + '---|' * (len(cols) + 1) + '\n' + '\n'.join(rows)
+            + f'\n\nnoise (2 × pooled sd over seeds, ≥ {self.tolerance}): {self.noise:.3f}; **recommended: {self.recommended}**')
 
 # %% ../../nbs/06_sweep.ipynb #1fe52baa
 def _load_runs(out: Path, runs) -> dict:
@@ -226,56 +206,51 @@ def _load_runs(out: Path, runs) -> dict:
         if f.exists(): done[r.key] = json.loads(f.read_text())
     return done
 
+def _parent_run(cfg: SweepConfig, out: Path, uri: str, meta: dict) -> Tracker:
+    "The sweep's MLflow parent run: reopened when resuming, else created with the sweep's settings as parameters."
+    tr = Tracker(uri, cfg.experiment)
+    if meta.get('parent_run_id'): return tr.attach(meta['parent_run_id'])
+    tr.start(f'sweep-{out.name}', {'sweep.customer_percents': cfg.customer_percents, 'sweep.seeds': cfg.seeds,
+             'sweep.method': cfg.method, 'sweep.steps': cfg.steps, 'sweep.lr': cfg.lr,
+             'sweep.global_batch_size': cfg.global_batch_size, 'sweep.model': cfg.model or 'embedded tiny model'})
+    return tr
+
+def _run_all(todo, cfg, args, report):
+    "Run `todo` one by one, or in a spawned process pool of `cfg.workers`."
+    if cfg.workers == 1 or len(todo) == 1:
+        for i, r in enumerate(todo, 1): report(i, run_one(r, cfg, *args))
+        return
+    # the module's own function (a notebook's copy would not pickle into the spawned workers)
+    worker = importlib.import_module('forge_nb.workflow.sweeps')._run_worker
+    with ProcessPoolExecutor(max_workers=min(cfg.workers, len(todo)), mp_context=mp.get_context('spawn')) as ex:
+        futs = [ex.submit(worker, asdict(r), asdict(cfg), *args) for r in todo]
+        for i, f in enumerate(as_completed(futs), 1): report(i, f.result())
+
+# %% ../../nbs/06_sweep.ipynb #99ea01d8
 def sweep(train_data, test_data, config: SweepConfig | None = None, *, out_dir=None, tracking_uri: str | None = None,
           resume: bool = True, verbose: bool = True) -> SweepResult:
     "Run `plan_sweep(config)`: fine-tune one model per (mix, seed) on `train_data`, score all on both axes."
-    import mlflow
     cfg = config or SweepConfig()
-    out = Path(out_dir) if out_dir else run_dir('sweep')
-    out.mkdir(parents=True, exist_ok=True)
-    uri = resolve_tracking_uri(tracking_uri or str(out))
+    out, uri = workspace(out_dir, 'sweep', tracking_uri)
     train_p, test_p = str(Path(train_data).resolve()), str(Path(test_data).resolve())
-    runs = plan_sweep(cfg)
-    meta_f = out / 'sweep.json'
+    runs, meta_f = plan_sweep(cfg), out / 'sweep.json'
     meta = json.loads(meta_f.read_text()) if resume and meta_f.exists() else {}
     if meta.get('config') and meta['config'] != asdict(cfg):
         raise ValueError(f'{meta_f}: this folder holds a sweep with another config; use a new out_dir or resume=False')
-    mlflow.set_tracking_uri(uri)
-    client = mlflow.MlflowClient()
-    mlflow.set_experiment(experiment_id=experiment_id(client, cfg.experiment))
-    parent = meta.get('parent_run_id')
-    if parent is None:
-        with mlflow.start_run(run_name=f'sweep-{out.name}') as pr:
-            mlflow.log_params({'sweep.customer_percents': cfg.customer_percents, 'sweep.seeds': cfg.seeds, 'sweep.method': cfg.method,
-                               'sweep.steps': cfg.steps, 'sweep.lr': cfg.lr, 'sweep.global_batch_size': cfg.global_batch_size,
-                               'sweep.model': cfg.model or 'embedded tiny model'})
-            parent = pr.info.run_id
-    meta_f.write_text(json.dumps(dict(config=asdict(cfg), parent_run_id=parent, train=train_p, test=test_p), indent=1))
+    parent = _parent_run(cfg, out, uri, meta)
+    meta_f.write_text(json.dumps(dict(config=asdict(cfg), parent_run_id=parent.run_id, train=train_p, test=test_p), indent=1))
     done = _load_runs(out, runs) if resume else {}
-    todo = [r for r in runs if r.key not in done]
+    todo, t0 = [r for r in runs if r.key not in done], time.time()
     if verbose: print(f'[sweep] {len(runs)} runs ({len(done)} already done) in {out}; MLflow {uri}', flush=True)
-    t0 = time.time()
     def report(i, res):
         done[res['key']] = res
         if verbose: print(f"[sweep] {i}/{len(todo)} {res['key']:<16} general {res['general']:.3f}  domain {res['domain']:.3f}"
                           f"  ({res['seconds']:.0f} s, {time.time() - t0:.0f} s elapsed)", flush=True)
-    args = (train_p, test_p, str(out), uri, parent)
-    if cfg.workers == 1 or len(todo) == 1:
-        for i, r in enumerate(todo, 1): report(i, run_one(r, cfg, *args))
-    elif todo:
-        import importlib
-        worker = importlib.import_module('forge_nb.workflow.sweeps')._run_worker   # the module's, also when called from a notebook
-        with ProcessPoolExecutor(max_workers=min(cfg.workers, len(todo)), mp_context=mp.get_context('spawn')) as ex:
-            futs = [ex.submit(worker, asdict(r), asdict(cfg), *args) for r in todo]
-            for i, f in enumerate(as_completed(futs), 1): report(i, f.result())
-    df = pd.DataFrame([done[r.key] for r in runs])
-    result = SweepResult(df, out, uri, parent)
-    df.to_csv(out / 'runs.csv', index=False)
-    result.summary.to_csv(out / 'summary.csv')
-    result.plot(out / 'pareto.png')
-    client.log_artifact(parent, str(out / 'pareto.png')); client.log_artifact(parent, str(out / 'summary.csv'))
-    client.set_tag(parent, 'forge_nb.recommended', result.recommended)
-    client.set_terminated(parent)
+    _run_all(todo, cfg, (train_p, test_p, str(out), uri, parent.run_id), report)
+    result = SweepResult(pd.DataFrame([done[r.key] for r in runs]), out, uri, parent.run_id)
+    result.runs.to_csv(out / 'runs.csv', index=False); result.summary.to_csv(out / 'summary.csv'); result.plot(out / 'pareto.png')
+    parent.log_artifact(out / 'pareto.png'); parent.log_artifact(out / 'summary.csv')
+    parent.set_tags({'forge_nb.recommended': result.recommended}); parent.end()
     return result
 
 # %% ../../nbs/06_sweep.ipynb #dec32614
@@ -288,46 +263,9 @@ def demo_config(**overrides) -> SweepConfig:
 def forgetting_demo(out_dir=None, config: SweepConfig | None = None, n_domain: int = 900, seed: int = 0,
                     tracking_uri: str | None = None, verbose: bool = True) -> SweepResult:
     "Sweep the default mixes on the embedded default (tiny model, synthetic MedReason-shaped domain); `config` defaults to `demo_config()`."
-    from forge_nb.data.preparation import prepare
-    offline(os.environ.get('HF_HUB_OFFLINE', '1') != '0')
-    out = Path(out_dir) if out_dir else run_dir('forgetting')
-    src = out / 'data' / 'medreason_synthetic.jsonl'
-    if not src.exists():
-        src.parent.mkdir(parents=True, exist_ok=True)
-        src.write_text(''.join(json.dumps(r) + '\n' for r in domain_rows(n_domain, seed=seed)))
-    prep_dir = out / 'prepared'
-    if not (prep_dir / 'summary.json').exists(): prepare(src, prep_dir, seed=seed)
-    res = sweep(prep_dir / 'train.jsonl', prep_dir / 'test.jsonl', config or demo_config(), out_dir=out / 'sweep', tracking_uri=tracking_uri, verbose=verbose)
+    out, _ = workspace(out_dir, 'forgetting', tracking_uri)
+    src = synthetic_domain(out / 'data' / 'medreason_synthetic.jsonl', n_domain, seed)
+    prep = prepare_domain(src, out / 'prepared', seed=seed, reuse=True)
+    res = sweep(prep.paths['train'], prep.paths['test'], config or demo_config(), out_dir=out / 'sweep', tracking_uri=tracking_uri, verbose=verbose)
     (out / 'sweep' / 'summary.md').write_text(res.to_markdown() + '\n')
     return res
-
-def main_sweep(argv: list[str] | None = None) -> int:
-    "CLI: `forge-nb sweep --demo` or `forge-nb sweep --train T.jsonl --test D.jsonl [options]`."
-    d = SweepConfig()
-    ap = argparse.ArgumentParser(prog='forge-nb sweep', description='Train and evaluate one run per mix; writes a table and a Pareto plot. '
-                                 'Options left out take the defaults of SweepConfig, or of demo_config() with --demo.')
-    ap.add_argument('--demo', action='store_true', help=f'the forgetting demo on the embedded default (tiny model, synthetic domain; {DEMO_SWEEP})')
-    ap.add_argument('--train', help='prepared train split (JSONL/Parquet of chat records)')
-    ap.add_argument('--test', help='prepared held-out domain split')
-    ap.add_argument('--out', help='output folder (reuse it to resume a half-finished sweep)')
-    ap.add_argument('--percents', type=float, nargs='+', dest='customer_percents', metavar='P', help=f'customer_data_percent values (default {d.customer_percents})')
-    ap.add_argument('--seeds', type=int, nargs='+', metavar='S', help=f'default {d.seeds}')
-    ap.add_argument('--model', help='base model (default: embedded tiny model)')
-    ap.add_argument('--method', choices=['lora', 'full'], help=f'default {d.method!r}')
-    ap.add_argument('--modules-to-save', nargs='+', metavar='MODULE',
-                    help="with --method lora: modules trained in full beside the adapters; 'embeddings' = input/output embeddings")
-    ap.add_argument('--steps', type=int, help=f'default {d.steps}'); ap.add_argument('--lr', type=float, help="default: the trainer's for the method")
-    ap.add_argument('--batch-size', type=int, dest='global_batch_size', metavar='N', help=f'default {d.global_batch_size}')
-    ap.add_argument('--workers', type=int, help=f'default {d.workers}')
-    ap.add_argument('--tracking-uri', help='MLflow URI (default: sqlite store in the output folder)')
-    a = ap.parse_args(argv)
-    given = {k: v for k, v in vars(a).items() if v is not None and k in SweepConfig.__dataclass_fields__}
-    if given.get('modules_to_save') == ['embeddings']: given['modules_to_save'] = 'embeddings'
-    if given.get('method') == 'full' and 'modules_to_save' not in given: given['modules_to_save'] = None
-    try: cfg = demo_config(**given) if a.demo else SweepConfig(**given)
-    except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
-    if a.demo: res = forgetting_demo(a.out, cfg, tracking_uri=a.tracking_uri)
-    elif a.train and a.test: res = sweep(a.train, a.test, cfg, out_dir=a.out, tracking_uri=a.tracking_uri)
-    else: print('error: give --demo, or both --train and --test', file=sys.stderr); return 2
-    print(res.to_markdown()); print(f'\nplot: {res.out_dir / "pareto.png"}\nMLflow: {res.tracking_uri} (parent run {res.parent_run_id})')
-    return 0

@@ -1,0 +1,128 @@
+"SageMaker: request planning and validation, hyperparameters round trip through `forge-nb train`'s run_spec, submit to moto, the job protocol, CloudWatch logs read from the end, the runtime."
+import json, time
+import pytest
+from forge_nb.core.jobs import Job, STATUSES
+from forge_nb.core.records import write_records
+from forge_nb.cloud.sagemaker import (sagemaker_training_request, submit_sagemaker, SageMakerTrainingJob, SageMakerRuntime,
+                                      hyperparameters, tail_events, LOG_GROUP)
+from forge_nb.training import TrainConfig, demo_records
+
+ROLE = 'arn:aws:iam::123456789012:role/SageMakerRole'
+IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/forge-nb:latest'
+
+@pytest.fixture
+def aws(monkeypatch):
+    for k, v in dict(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing', AWS_SESSION_TOKEN='testing',
+                     AWS_DEFAULT_REGION='us-east-1').items(): monkeypatch.setenv(k, v)
+    monkeypatch.delenv('AWS_ENDPOINT_URL', raising=False)
+    from moto import mock_aws
+    with mock_aws(): yield
+
+def test_cloud_does_not_import_training():
+    import subprocess, sys
+    code = "import sys, forge_nb.cloud; assert not [m for m in sys.modules if m.startswith('forge_nb.training')], 'cloud imported training'"
+    subprocess.run([sys.executable, '-c', code], check=True)
+
+def test_request_validation():
+    cfg = TrainConfig(lr=1e-4, max_steps=100).to_dict()
+    kw = dict(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out')
+    with pytest.raises(ValueError, match='train_s3'): sagemaker_training_request(cfg, train_s3='s3://b/prefix/', **kw)
+    with pytest.raises(ValueError, match='instance_type'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_type='ml.x.huge', **kw)
+    with pytest.raises(ValueError, match='instance_count'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_count=2, **kw)
+    with pytest.raises(ValueError, match='role_arn'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', **{**kw, 'role_arn': 'x'})
+    r = sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', eval_s3='s3://b/v.jsonl', instance_type='ml.g5.2xlarge', **kw)
+    assert r['AlgorithmSpecification']['ContainerEntrypoint'] == ['python', '-m', 'forge_nb.cli']
+    assert [c['ChannelName'] for c in r['InputDataConfig']] == ['train', 'validation']
+    assert '/opt/ml/input/data/validation/v.jsonl' in r['AlgorithmSpecification']['ContainerArguments']
+
+@pytest.mark.parametrize('with_defaults', [True, False])
+def test_hyperparameters_round_trip_through_run_spec(tmp_path, with_defaults):
+    "SageMaker hands the container string hyperparameters; `forge-nb train --config` (run_spec) parses them back to the same config."
+    from forge_nb.training.launch import run_spec
+    cfg = TrainConfig(lr=3e-4, max_steps=7, lora_r=4, target_modules=['q_proj', 'v_proj'], packing=False, warmup_steps=2, save_total_limit=None)
+    hp = hyperparameters(cfg.to_dict(), TrainConfig().to_dict() if with_defaults else None)
+    assert all(isinstance(v, str) for v in hp.values()) and hp['lr'] == '0.0003' and 'output_dir' not in hp
+    if with_defaults: assert 'method' not in hp and hp['save_total_limit'] == 'null'
+    (tmp_path / 'hyperparameters.json').write_text(json.dumps(hp))
+    data = write_records(demo_records(16), tmp_path / 'train.jsonl')
+    r = run_spec(tmp_path / 'hyperparameters.json', train_data=data, dry_run=True)
+    assert (r['lr'], r['max_steps'], r['lora_r'], r['target_modules'], r['packing'], r['warmup_steps']) == \
+           (3e-4, 7, 4, ['q_proj', 'v_proj'], False, 2)
+    assert TrainConfig.from_dict(hp) == cfg.update(save_total_limit=None if with_defaults else 2)   # without defaults an unset value stays unset
+    if with_defaults: assert r['save_total_limit'] is None
+
+def test_submit_to_moto_sagemaker(aws, tmp_path):
+    import boto3
+    from forge_nb.core.storage import upload_path
+    s3 = boto3.client('s3'); s3.create_bucket(Bucket='forge-bucket')
+    data = write_records(demo_records(16), tmp_path / 'mixed.jsonl')
+    uri = upload_path(data, 's3://forge-bucket/data/mixed.jsonl')
+    assert uri.endswith('mixed.jsonl') and s3.head_object(Bucket='forge-bucket', Key='data/mixed.jsonl')['ContentLength'] > 0
+    req = sagemaker_training_request(TrainConfig(lr=1e-4, max_steps=10).to_dict(), train_s3=uri, role_arn=ROLE, image_uri=IMAGE,
+                                     output_s3='s3://forge-bucket/out', instance_type='ml.g5.12xlarge', job_name='forge-test-1',
+                                     mlflow_uri='arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-x')
+    job = submit_sagemaker(req)
+    assert isinstance(job, Job) and job.kind == 'sagemaker'
+    d = job.describe()
+    assert d['TrainingJobName'] == 'forge-test-1' and d['HyperParameters']['lr'] == '0.0001'
+    assert d['AlgorithmSpecification']['TrainingImage'] == IMAGE
+    assert d['ResourceConfig']['InstanceType'] == 'ml.g5.12xlarge'
+    assert job.status() == 'completed' and job.status() in STATUSES      # moto jobs complete at once
+    assert job.wait(timeout=5, poll=0.1) is job
+    names = [j['TrainingJobName'] for j in boto3.client('sagemaker').list_training_jobs()['TrainingJobSummaries']]
+    assert 'forge-test-1' in names
+    j2 = Job.load(job.dump(tmp_path / 'sm.json'))
+    assert type(j2) is SageMakerTrainingJob and j2.name == 'forge-test-1' and j2.status() == 'completed'
+    assert SageMakerTrainingJob.load(tmp_path / 'sm.json').name == 'forge-test-1'
+    assert job.checkpoint_s3 == 's3://forge-bucket/out/forge-test-1/checkpoints'
+    res = job.result()
+    assert res.status == 'completed' and res.checkpoint_path == job.checkpoint_s3 and res.model_path == job.model_path
+    # logs come from CloudWatch: the job's stream under /aws/sagemaker/TrainingJobs
+    assert job.logs() == []                                              # no log group yet
+    cw = boto3.client('logs')
+    cw.create_log_group(logGroupName=LOG_GROUP); cw.create_log_stream(logGroupName=LOG_GROUP, logStreamName='forge-test-1/algo-1-1')
+    cw.create_log_stream(logGroupName=LOG_GROUP, logStreamName='forge-test-10/algo-1-1')   # another job whose name shares the prefix
+    cw.put_log_events(logGroupName=LOG_GROUP, logStreamName='forge-test-1/algo-1-1',
+                      logEvents=[{'timestamp': int(time.time() * 1000) + i, 'message': f'step {i} loss {3 - i * .1:.2f}'} for i in range(3)])
+    cw.put_log_events(logGroupName=LOG_GROUP, logStreamName='forge-test-10/algo-1-1', logEvents=[{'timestamp': int(time.time() * 1000), 'message': 'other'}])
+    assert job.logs() == ['step 0 loss 3.00', 'step 1 loss 2.90', 'step 2 loss 2.80']
+    assert job.logs(tail=1) == ['step 2 loss 2.80']
+
+def test_logs_read_backwards_from_the_end(aws):
+    "A long stream: the tail comes from the end in few calls; all of it pages backwards, bounded."
+    import boto3
+    cw = boto3.client('logs'); g, s = '/g', 'job/algo-1-1'
+    cw.create_log_group(logGroupName=g); cw.create_log_stream(logGroupName=g, logStreamName=s)
+    t = int(time.time() * 1000)
+    cw.put_log_events(logGroupName=g, logStreamName=s, logEvents=[{'timestamp': t + i, 'message': f'm{i}'} for i in range(250)])
+    calls = []
+    class Counting:
+        def get_log_events(self, **kw): calls.append(kw); return cw.get_log_events(**kw)
+    assert [e['message'] for e in tail_events(Counting(), g, s, tail=5)] == [f'm{i}' for i in range(245, 250)]
+    assert len(calls) == 1 and calls[0]['startFromHead'] is False
+    calls.clear()
+    every = tail_events(Counting(), g, s, tail=None, page=100)
+    assert [e['message'] for e in every] == [f'm{i}' for i in range(250)] and 3 <= len(calls) <= 4
+    calls.clear()
+    assert [e['message'] for e in tail_events(Counting(), g, s, tail=None, page=100, max_pages=1)] == [f'm{i}' for i in range(150, 250)]
+    assert len(calls) == 1
+    assert [e['message'] for e in tail_events(cw, g, s, tail=120, page=100)] == [f'm{i}' for i in range(130, 250)]
+
+def test_runtime_plan_and_submit(aws):
+    rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out', instance_type='ml.g5.2xlarge', job_name='forge-rt')
+    spec = {'config': TrainConfig(max_steps=5).to_dict(), 'train_data': 's3://b/d/train.jsonl', 'eval_data': None,
+            'output_dir': '/runs/x', 'defaults': TrainConfig().to_dict()}
+    req = rt.plan(spec)
+    assert req['TrainingJobName'] == 'forge-rt' and req['HyperParameters'] == {'max_steps': '5', 'track': 'false'}
+    job = rt.submit(spec)
+    assert job.name == 'forge-rt' and job.status() == 'completed'
+    with pytest.raises(ValueError, match='train_s3'): rt.plan({**spec, 'train_data': '/local/train.jsonl'})
+
+def test_train_dispatches_to_a_runtime_object(aws, tmp_path):
+    "train() hands its spec to any runtime object (here SageMaker via moto), without the trainer importing the cloud package."
+    from forge_nb.training import train
+    rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out', job_name='forge-train-rt')
+    dr = train(TrainConfig(max_steps=3, output_dir=str(tmp_path / 'r')), 's3://b/d/train.jsonl', runtime=rt, dry_run=True)
+    assert dr.plan['TrainingJobName'] == 'forge-train-rt' and dr.plan['HyperParameters']['max_steps'] == '3'
+    job = train(TrainConfig(max_steps=3, output_dir=str(tmp_path / 'r')), 's3://b/d/train.jsonl', runtime=rt)
+    assert isinstance(job, SageMakerTrainingJob) and job.status() == 'completed'
