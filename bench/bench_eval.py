@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/bench_eval.py [--per-subject 3] [--k-shot 0] [--batch-size 16] [--model tiny|smollm2|<dir>]
 
-Reads MMLU from ../shared/data/mmlu (or $FORGE_NB_MMLU_DIR). lm-eval gets a local task YAML per subject over a JSONL
-copy of the selected items written to a temp dir (its built-in `mmlu` task would download `cais/mmlu`).
+Benchmarks may use the full set: this one reads all 57 MMLU subjects from ../shared/data/mmlu, a folder OUTSIDE the
+repository (or from $FORGE_NB_MMLU_DIR). Without either it falls back to the repository's fixture (fixtures/mmlu, 5
+subjects) and says so. lm-eval gets a local task YAML per subject over a JSONL copy of the selected items written to a
+temp dir (its built-in `mmlu` task would download `cais/mmlu`).
 Prints per-item agreement of the predicted answer (goal: identical), whether the prompts were identical, the largest
 log-likelihood difference, both wall times, and `ratio = lm_eval_s / ours_s` (goal >= 1.0). Last line is one JSON object.
 """
@@ -15,7 +17,10 @@ for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLI
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-MMLU_DIR = Path(os.environ.get('FORGE_NB_MMLU_DIR', ROOT.parent / 'shared' / 'data' / 'mmlu'))
+MMLU_DIR = Path(os.environ.get('FORGE_NB_MMLU_DIR', ROOT.parent / 'shared' / 'data' / 'mmlu'))   # the full set, outside the repo
+if not MMLU_DIR.is_dir():
+    print(f'{MMLU_DIR} not found: using the 5-subject fixture {ROOT / "fixtures" / "mmlu"} (set FORGE_NB_MMLU_DIR for the full set)')
+    MMLU_DIR = ROOT / 'fixtures' / 'mmlu'
 
 def load(which):
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,7 +67,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=1, help='timed runs of each (alternating order); the fastest counts')
     a = ap.parse_args()
     from forge_nb.evaluation.mmlu import MMLU, MMLU_SUBJECTS, load_mmlu_local
-    subjects = list(MMLU_SUBJECTS)[:a.subjects]
+    subjects = [x for x in MMLU_SUBJECTS if (MMLU_DIR / 'test' / f'{x}_test.csv').exists()][:a.subjects]
     t = time.time(); model, tok, name = load(a.model); print(f'model {name} loaded in {time.time() - t:.1f} s', flush=True)
     with torch.inference_mode(): model(input_ids=torch.tensor([tok.encode('warm up the kernels')]))
 

@@ -38,7 +38,7 @@ def server(tmp_path_factory):
     stop_server(p)
 
 def _mixed():
-    from forge_nb.mixing import config
+    from forge_nb import mixing
     from forge_nb.core.embedded import domain_rows
     cust = [{'messages': [{'role': 'user', 'content': r['question']}, {'role': 'assistant', 'content': r['answer']}]}
             for r in domain_rows(40, seed=5)]
@@ -88,5 +88,5 @@ def test_server_dies_mid_run_training_continues(tmp_path):
     finally: stop_server(p)
     assert job.status() == 'completed' and job.history().step.max() == 60
     log = '\n'.join(job.logs(None))
-    assert log.count('training continues without tracking') == 1, log[-3000:]
+    assert log.count('continuing without tracking') == 1, log[-3000:]
     assert Path(job.model_path, 'adapter_model.safetensors').exists()

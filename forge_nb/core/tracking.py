@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/tracking.html.md"""
 
 # %% ../../nbs/00c_tracking.ipynb #b5481969
 from __future__ import annotations
-import os, re, time, warnings
+import os, re, time, warnings, importlib.metadata as md
 from fastcore.basics import patch
 from pathlib import Path
 
@@ -42,7 +42,7 @@ def experiment_id(client, name: str) -> str:
 def configure_tracking(uri: str | None = None, experiment: str = 'forge_nb') -> str:
     "Point MLflow at `tracking_uri(uri)` and select (creating if needed) `experiment`; returns the URI."
     os.environ.setdefault('MLFLOW_DISABLE_TELEMETRY', 'true')
-    import mlflow
+    import mlflow   # lazy: heavy optional dependency
     u = tracking_uri(uri)
     mlflow.set_tracking_uri(u)
     mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(u), experiment))
@@ -62,7 +62,7 @@ class Tracker:
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '1')
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR', '1')
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '15')
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient   # lazy: heavy optional dependency
         self.client = MlflowClient(tracking_uri=self.uri)
 
     def _guard(self, what, fn, *a, **kw):
@@ -71,7 +71,7 @@ class Tracker:
         except Exception as e:
             self.active, self.failures = False, self.failures + 1
             msg = (f"MLflow tracking at {self.uri} failed while {what} ({type(e).__name__}: {str(e)[:160]}); "
-                   "training continues without tracking")
+                   "continuing without tracking")
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             if self.log: self.log(msg)
             return None
@@ -79,7 +79,7 @@ class Tracker:
     def start(self, run_name: str, params: dict|None=None, tags: dict|None=None, run_id: str|None=None) -> str|None:
         "Create (or reopen, for a resumed run) the MLflow run and log `params`; returns the run id."
         def _start():
-            from mlflow.entities import Param, RunTag
+            from mlflow.entities import Param, RunTag   # lazy: heavy optional dependency
             if run_id:
                 self.client.update_run(run_id, status='RUNNING'); rid = run_id
             else:
@@ -105,7 +105,7 @@ def attach(self:Tracker, run_id: str) -> 'Tracker':
 @patch
 def log_params(self:Tracker, params: dict):
     "Log parameters (values longer than 6000 characters are cut)."
-    from mlflow.entities import Param
+    from mlflow.entities import Param   # lazy: heavy optional dependency
     ps = [Param(str(k), _short(v)) for k, v in params.items()]
     for i in range(0, len(ps), 100):
         if self.run_id: self._guard('logging parameters', self.client.log_batch, self.run_id, params=ps[i:i + 100])
@@ -113,14 +113,14 @@ def log_params(self:Tracker, params: dict):
 @patch
 def set_tags(self:Tracker, tags: dict):
     "Set tags on the run (`mlflow.parentRunId` nests it under another run)."
-    from mlflow.entities import RunTag
+    from mlflow.entities import RunTag   # lazy: heavy optional dependency
     ts = [RunTag(str(k), _short(v)) for k, v in tags.items()]
     if self.run_id and ts: self._guard('setting tags', self.client.log_batch, self.run_id, tags=ts)
 
 @patch
 def log_metrics(self:Tracker, metrics: dict, step: int = 0):
     "Log numeric metrics at `step`."
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric   # lazy: heavy optional dependency
     ts = int(time.time() * 1000)
     ms = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v]
     if self.run_id and ms: self._guard(f'logging metrics at step {step}', self.client.log_batch, self.run_id, metrics=ms)

@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/filters.html.md"""
 
 # %% ../../nbs/01d_filters.ipynb #e2c760e7
 from __future__ import annotations
-import hashlib, re
+import hashlib, math, re
 from dataclasses import dataclass, field, asdict
 import numpy as np
 import pyarrow as pa, pyarrow.compute as pc
@@ -180,13 +180,21 @@ class FilterConfig:
     lang_min_chars: int = 20            # shorter texts skip the language check
     seed: int = 0                       # MinHash seed
     def __post_init__(self):
-        if self.near_dup is not None and not 0 < self.near_dup <= 1: raise ValueError(f'near_dup must be in (0, 1], not {self.near_dup}')
-        for k in ('max_symbol_ratio', 'max_url_ratio', 'min_unique_word_ratio'):
-            v = getattr(self, k)
-            if v is not None and not 0 <= v <= 1: raise ValueError(f'{k} must be in [0, 1], not {v}')
-        if self.min_chars < 0 or (self.max_chars is not None and self.max_chars < self.min_chars): raise ValueError('need 0 <= min_chars <= max_chars')
-        if self.num_perm < 16 or self.ngram < 1: raise ValueError('num_perm must be >= 16 and ngram >= 1')
         if isinstance(self.languages, str): self.languages = (self.languages,)
+        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        whole = lambda v, lo: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+        checks = [('dedup', isinstance(self.dedup, bool), 'True or False'),
+                  ('near_dup', self.near_dup is None or (num(self.near_dup) and 0 < self.near_dup <= 1), 'None or a number in (0, 1]'),
+                  *[(k, getattr(self, k) is None or (num(getattr(self, k)) and 0 <= getattr(self, k) <= 1), 'None or a number in [0, 1]')
+                    for k in ('max_symbol_ratio', 'max_url_ratio', 'min_unique_word_ratio')],
+                  ('num_perm', whole(self.num_perm, 16), 'an integer >= 16'), ('ngram', whole(self.ngram, 1), 'an integer >= 1'),
+                  ('min_chars', whole(self.min_chars, 0), 'an integer >= 0'), ('lang_min_chars', whole(self.lang_min_chars, 0), 'an integer >= 0'),
+                  ('max_chars', self.max_chars is None or (whole(self.max_chars, 0) and self.max_chars >= self.min_chars), 'None or an integer >= min_chars'),
+                  ('seed', whole(self.seed, 0), 'an integer >= 0'),
+                  ('languages', self.languages is None or (isinstance(self.languages, (list, tuple)) and all(isinstance(x, str) and x for x in self.languages)),
+                   "None or a list of ISO 639-1 codes, e.g. ('en',)")]
+        for k, ok, allowed in checks:
+            if not ok: raise ValueError(f'{k} must be {allowed}, not {getattr(self, k)!r}')
 
 def filter_inputs(texts, config: FilterConfig | None = None) -> tuple:
     "What `apply_filters` needs besides the texts: their word lists and (with `dedup`) exact-dedup keys."

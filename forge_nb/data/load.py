@@ -14,8 +14,8 @@ import pyarrow as pa, pyarrow.compute as pc, pyarrow.json as pj, pyarrow.csv as 
 from ..core.storage import is_s3 as _is_s3, s3_client, split_s3_uri, download_uri
 
 # %% auto #0
-__all__ = ['FORMATS', 'LoadError', 'file_format', 'list_files', 'table_from_rows', 'read_file', 'Table', 'md_table', 'show',
-           'load_hf', 'load', 'iter_batches']
+__all__ = ['FORMATS', 'LoadError', 'file_format', 'list_files', 'table_from_rows', 'read_file', 'py_rows', 'Table', 'md_table',
+           'show', 'load_hf', 'load', 'iter_batches']
 
 # %% ../../nbs/01a_load.ipynb #2175e7cc
 FORMATS = {'.jsonl': 'jsonl', '.ndjson': 'jsonl', '.json': 'json', '.csv': 'csv', '.parquet': 'parquet', '.pq': 'parquet',
@@ -91,18 +91,18 @@ def table_from_rows(rows: list[dict]) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=pa.schema(fields)) if names else pa.table({})
 
 # %% ../../nbs/01a_load.ipynb #15482d79
-def _decode_lines(data: bytes, name, on_error, rejects):
-    "Yield `(line_no, text)` for the non-blank lines of `data`; lines that are not UTF-8 become rejects."
-    for i, raw in enumerate(data.split(b'\n'), 1):
+def _decode_lines(data: bytes, name, on_error, rejects, start=1):
+    "Yield `(line_no, text)` for the non-blank lines of `data` (its first line is `start`); lines that are not UTF-8 become rejects."
+    for i, raw in enumerate(data.split(b'\n'), start):
         if not raw.strip(): continue
         try: yield i, raw.decode('utf-8-sig' if i == 1 else 'utf-8').rstrip('\r')
         except UnicodeDecodeError as e:
             _fail(on_error, _reject('encoding', name, i, f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start+1})",
                                     raw.decode('utf-8', 'replace')), rejects)
 
-def _read_jsonl_slow(data, name, on_error, rejects):
+def _read_jsonl_slow(data, name, on_error, rejects, start=1):
     rows, lines = [], []
-    for i, text in _decode_lines(data, name, on_error, rejects):
+    for i, text in _decode_lines(data, name, on_error, rejects, start):
         try: obj = json.loads(text)
         except json.JSONDecodeError as e:
             _fail(on_error, _reject('bad_json', name, i, f"invalid JSON: {e.msg} at column {e.colno}", text), rejects); continue
@@ -111,17 +111,40 @@ def _read_jsonl_slow(data, name, on_error, rejects):
         rows.append(obj); lines.append(i)
     return table_from_rows(rows), lines
 
-def _read_jsonl(path, name, on_error, rejects):
-    data = Path(path).read_bytes()
-    if data.startswith(b'\xef\xbb\xbf'): data = data[3:]          # a UTF-8 byte-order mark
+
+# %% ../../nbs/01a_load.ipynb #238452fe
+def _no_dates(ty):
+    "`ty` with every timestamp/date/time type inside it replaced by string."
+    if pa.types.is_temporal(ty): return pa.string()
+    if pa.types.is_struct(ty): return pa.struct([f.with_type(_no_dates(f.type)) for f in ty])
+    if pa.types.is_list(ty) or pa.types.is_large_list(ty): return pa.list_(_no_dates(ty.value_type))
+    return ty
+
+def _as_read(t, data):
+    "`t` with guessed dates read back as text; None when a double column holds integers beyond 2**53 (the slow parser keeps them)."
+    for f in t.schema:
+        if pa.types.is_floating(f.type) and (pc.max(pc.abs(t[f.name])).as_py() or 0) >= 2 ** 53: return None
+    fix = [f for f in t.schema if _no_dates(f.type) != f.type]
+    if not fix: return t
+    schema = pa.schema([f.with_type(_no_dates(f.type)) for f in fix])
+    try: return pj.read_json(pa.BufferReader(data), parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior='infer'))
+    except pa.ArrowInvalid: return None
+
+def _parse_jsonl(data: bytes, name, on_error, rejects, start=1):
+    "JSON lines in `data` (its first line is `start`) as a table and the line number of each row."
+    if start == 1 and data.startswith(b'\xef\xbb\xbf'): data = data[3:]          # a UTF-8 byte-order mark
     try:
         if not data.isascii(): data.decode('utf-8')   # Arrow's JSON reader lets invalid UTF-8 through, so check first (ASCII is valid UTF-8)
-        t = pj.read_json(pa.BufferReader(data))
-    except (pa.ArrowInvalid, UnicodeDecodeError): return _read_jsonl_slow(data, name, on_error, rejects)
-    if data.count(b'\n') + (not data.endswith(b'\n')) == t.num_rows: return t, np.arange(1, t.num_rows + 1)
-    lines = [i for i, raw in enumerate(data.split(b'\n'), 1) if raw.strip()]   # Arrow skipped blank lines: recover line numbers
+        t = _as_read(pj.read_json(pa.BufferReader(data)), data)
+    except (pa.ArrowInvalid, UnicodeDecodeError): t = None
+    if t is None: return _read_jsonl_slow(data, name, on_error, rejects, start)
+    if data.count(b'\n') + (not data.endswith(b'\n')) == t.num_rows: return t, np.arange(start, start + t.num_rows)
+    lines = [i for i, raw in enumerate(data.split(b'\n'), start) if raw.strip()]   # Arrow skipped blank lines: recover line numbers
     if len(lines) == t.num_rows: return t, np.array(lines)
-    return _read_jsonl_slow(data, name, on_error, rejects)
+    return _read_jsonl_slow(data, name, on_error, rejects, start)
+
+def _read_jsonl(path, name, on_error, rejects): return _parse_jsonl(Path(path).read_bytes(), name, on_error, rejects)
+
 
 # %% ../../nbs/01a_load.ipynb #076536de
 def _read_json(path, name, on_error, rejects):
@@ -140,9 +163,21 @@ def _read_json(path, name, on_error, rejects):
         else: _fail(on_error, _reject('bad_json', name, i, f"item {i} is a {type(o).__name__}, not an object", o), rejects)
     return table_from_rows(rows), idx
 
+def _csv_text(path, t):
+    "A CSV holds text: a column Arrow typed as numbers stays numeric only if it writes back to the file's text; others go back to text."
+    typed = [f.name for f in t.schema if not pa.types.is_string(f.type)]
+    if not typed: return t
+    raw = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types={c: pa.string() for c in typed}, include_columns=typed,
+                                                                  strings_can_be_null=False))
+    for c in typed:
+        ty = t.schema.field(c).type
+        if (pa.types.is_integer(ty) or pa.types.is_floating(ty)) and pc.all(pc.equal(pc.fill_null(pc.cast(t[c], pa.string()), ''), raw[c])).as_py(): continue
+        t = t.set_column(t.column_names.index(c), c, raw[c])   # `007`, `1.50`, `TRUE`, `2020-01-01` stay as written
+    return t
+
 def _read_csv(path, name, on_error, rejects):
     t = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(strings_can_be_null=False))
-    if not any(pa.types.is_binary(f.type) for f in t.schema): return t, np.arange(2, t.num_rows + 2)
+    if not any(pa.types.is_binary(f.type) for f in t.schema): return _csv_text(path, t), np.arange(2, t.num_rows + 2)
     data = Path(path).read_bytes()                     # some bytes are not UTF-8: find the lines, parse the rest
     good = list(_decode_lines(data, name, on_error, rejects))
     if not good: return pa.table({}), []
@@ -182,16 +217,26 @@ def _with_provenance(t, name, lines):
     return t.append_column('_file', files).append_column('_line', pa.array(np.asarray(lines, np.int64)))
 
 # %% ../../nbs/01a_load.ipynb #c24c9240
+def py_rows(t: pa.Table) -> list[dict]:
+    "Rows of `t` as dicts (without provenance), with the values of JSON-text columns (mixed types) decoded back to what they were."
+    t = t.drop_columns([c for c in ('_file', '_line') if c in t.column_names])
+    rows, js = t.to_pylist(), [f.name for f in t.schema if f.metadata and f.metadata.get(b'forge_nb.json')]
+    for r in rows:
+        for k in js:
+            if r[k] is not None: r[k] = json.loads(r[k])
+    return rows
+
 class Table:
     "Rows as an Arrow table (with `_file`/`_line` provenance), the rejects met while reading, and a preview."
-    def __init__(self, table: pa.Table, rejects=None, files=None):
+    def __init__(self, table: pa.Table, rejects=None, files=None, counts=None):
         self.table, self.rejects, self.files = table, list(rejects or []), list(files or [])
+        self.counts = dict(counts or {})   # values a step rewrote, per kind (e.g. numbers written as text)
     def __len__(self): return self.table.num_rows
     @property
     def columns(self): return [c for c in self.table.column_names if c not in ('_file', '_line')]
     @property
     def n_read(self): return len(self) + len(self.rejects)
-    def to_pylist(self): return self.table.drop_columns([c for c in ('_file', '_line') if c in self.table.column_names]).to_pylist()
+    def to_pylist(self): return py_rows(self.table)
     def show(self, n=5, width=70): return show(self, n, width)
     def _repr_markdown_(self):
         s = f"**{len(self)} rows** × {len(self.columns)} columns ({', '.join(self.columns)}) from {len(self.files)} file(s)"

@@ -6,14 +6,14 @@ Docs: https://forge-nb.github.io/forge_nb/preparation.html.md"""
 
 # %% ../../nbs/01_preparation.ipynb #586187bf
 from __future__ import annotations
-import copy, json, os, shutil, tempfile, threading, time
+import copy, json, math, os, shutil, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .load import Table, LoadError, load, md_table, show
-from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, _col
+from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, _col, CANONICAL, FORMATS_OUT
 from ..core.records import write_lines, write_table, encode_jsonl, read_records, _str
 from ..core.models import load_tokenizer
 from ..core.storage import upload_path
@@ -85,15 +85,6 @@ def _tokenizer(tok, chat_template=None):
         tok = copy.copy(tok); tok.chat_template = chat_template   # the caller's tokenizer keeps its own template
     return tok
 
-def _check_args(on_error, out_format, splits, filters) -> FilterConfig:
-    "Fail early on a bad option; returns the filter settings."
-    if on_error not in ('raise', 'reject'): raise ValueError(f"on_error must be 'raise' or 'reject', not {on_error!r}")
-    try: fcfg = FilterConfig(**filters)
-    except TypeError as e: raise TypeError(f"{e}; filter options are {list(FilterConfig.__dataclass_fields__)}") from None
-    if out_format not in ('jsonl', 'parquet'): raise ValueError(f"out_format must be 'jsonl' or 'parquet', not {out_format!r}")
-    split_indices(0, splits)   # validates the ratios
-    return fcfg
-
 def _timer(verbose=False):
     "`(times, tick)`: `tick(name)` stores the seconds since the previous tick under `name`."
     times, last = {}, [time.perf_counter()]
@@ -101,6 +92,53 @@ def _timer(verbose=False):
         now = time.perf_counter(); times[name] = round(now - last[0], 4); last[0] = now
         if verbose: print(f'{name:<10} {times[name]:.3f} s', flush=True)
     return times, tick
+
+# %% ../../nbs/01_preparation.ipynb #0d1d1cda
+def _bad(name, allowed, v, exc=ValueError): raise exc(f"{name} must be {allowed}, not {v!r}")
+def _is_int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+def _check_int(name, v, lo, none_ok=True):
+    if v is None and none_ok: return
+    if not _is_int(v) or v < lo: _bad(name, f'an integer >= {lo}' + (' or None' if none_ok else ''), v, ValueError if _is_int(v) else TypeError)
+
+def _check_splits(splits):
+    ok = isinstance(splits, (list, tuple)) and len(splits) == 3 and all(isinstance(x, (int, float, np.number)) and not isinstance(x, bool) for x in splits)
+    if not ok or not all(math.isfinite(x) and x >= 0 for x in splits) or abs(sum(splits) - 1) > 1e-6:
+        _bad('splits', '3 non-negative ratios (train, validation, test) summing to 1, e.g. (0.8, 0.1, 0.1)', splits)
+
+def _check_source(source, out_dir):
+    ok = (str, os.PathLike, list, tuple, pa.Table, pd.DataFrame, Table)
+    if not isinstance(source, ok) and not type(source).__module__.startswith('datasets'):
+        _bad('source', 'a path, folder, glob, s3:// URI, HF id, Dataset, DataFrame, Arrow table or list of dicts', source, TypeError)
+    if isinstance(source, str) and not source.strip(): _bad('source', 'a non-empty path or URI', source)
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip(): _bad('out_dir', 'a folder path or s3:// prefix', out_dir, TypeError)
+
+def _check_args(a: dict) -> FilterConfig:
+    "Fail early, naming the argument and what it may be, on any bad argument of `prepare` (`a`: its arguments); returns the filter settings."
+    _check_source(a['source'], a['out_dir'])
+    for k, allowed in (('on_error', ('raise', 'reject')), ('out_format', ('jsonl', 'parquet')), ('format', FORMATS_OUT)):
+        if not isinstance(a[k], str) or a[k] not in allowed: _bad(k, f'one of {allowed}', a[k])
+    for k in ('render', 'include_reasoning', 'exact_lengths', 'verbose'):
+        if not isinstance(a[k], bool): _bad(k, 'True or False', a[k], TypeError)
+    if a['stream'] not in (True, False, 'auto'): _bad('stream', "True, False or 'auto'", a['stream'])
+    for k in ('chat_template', 'system_prompt', 'stratify', 'split', 'config', 'revision'):
+        if a[k] is not None and not isinstance(a[k], str): _bad(k, 'a string or None', a[k], TypeError)
+    _check_int('seed', a['seed'], 0, none_ok=False); _check_int('max_length', a['max_length'], 1)
+    _check_int('min_rows', a['min_rows'], 0); _check_int('length_sample', a['length_sample'], 1)
+    _check_splits(a['splits'])
+    cm = a['column_map']
+    if cm is not None and (not isinstance(cm, dict) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in cm.items())):
+        _bad('column_map', f'None or a dict of canonical name -> your column name (text), canonical names {CANONICAL}', cm, TypeError)
+    if not isinstance(a['sanitize'], (bool, SanitizeConfig)): _bad('sanitize', 'True, False or a SanitizeConfig', a['sanitize'], TypeError)
+    tok = a['tokenizer']
+    if tok is not None and not isinstance(tok, (str, os.PathLike)) and not callable(getattr(tok, 'encode', None)):
+        _bad('tokenizer', 'None, a path or hub id, or a tokenizer object (with .encode)', tok, TypeError)
+    if a['render'] and tok is None: _bad('render', 'False without a tokenizer (rendering needs its chat template)', True)
+    if a['stratify'] is not None and a['stream'] is True: _bad('stratify', 'None with stream=True (hash splits keep group shares in expectation)', a['stratify'])
+    try: fcfg = FilterConfig(**a['filters'])
+    except TypeError as e: raise TypeError(f"{e}; filter options are {list(FilterConfig.__dataclass_fields__)}") from None
+    if fcfg.near_dup and a['stream'] is True: _bad('near_dup', 'None with stream=True (near-duplicate search needs every record in memory)', fcfg.near_dup)
+    return fcfg
 
 # %% ../../nbs/01_preparation.ipynb #ffe6eaad
 def _validate(chats, tok, on_error, sanitize, max_length, exact_lengths, length_sample, seed):

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 from ..core.records import _str, _fld, _string_bytes, join_skip, encode_jsonl
-from .load import Table, LoadError, load, md_table
+from .load import Table, LoadError, load, md_table, py_rows
 
 # %% auto #0
-__all__ = ['CANONICAL', 'MSG_TYPE', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'FORMATS_OUT', 'resolve_columns', 'chat_array',
-           'format_options', 'answer_letters', 'to_chat', 'tokenizer_special_tokens', 'SanitizeConfig', 'may_contain',
-           'sanitize_array', 'sanitize', 'render_chats', 'to_format']
+__all__ = ['CANONICAL', 'MSG_TYPE', 'TEXT_FIELDS', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'CHAT_MARKERS', 'FORMATS_OUT',
+           'resolve_columns', 'chat_array', 'format_options', 'answer_letters', 'text_values', 'text_column', 'to_chat',
+           'tokenizer_special_tokens', 'reserved_tokens', 'SanitizeConfig', 'may_contain', 'sanitize_array', 'sanitize',
+           'render_chats', 'to_format']
 
 # %% ../../nbs/01b_transform.ipynb #4c88a2d6
 CANONICAL = ('messages', 'system', 'question', 'answer', 'options', 'reasoning', 'prompt', 'completion', 'text')
@@ -102,13 +103,14 @@ def answer_letters(opts, answer) -> pa.Array | None:
 def _col(t, name): return t.column(name).combine_chunks()
 
 def _reject_rows(t: pa.Table, mask, reason, field, detail) -> list[dict]:
+    "Rejects for the rows of `t` in `mask`, each with its record as read (`field`/`detail`: one for all, or a list per row)."
     idx = np.flatnonzero(np.asarray(mask))
     if not len(idx): return []
     sub = t.take(pa.array(idx))
-    files, lines = sub['_file'].to_pylist(), sub['_line'].to_pylist()
-    recs = sub.drop_columns(['_file', '_line']).to_pylist()
+    files, lines, recs = sub['_file'].to_pylist(), sub['_line'].to_pylist(), py_rows(sub)
     d = detail if isinstance(detail, list) else [detail] * len(idx)
-    return [dict(reason=reason, file=f, line=l, field=field, detail=x, record=r) for f, l, r, x in zip(files, lines, recs, d)]
+    f_ = field if isinstance(field, list) else [field] * len(idx)
+    return [dict(reason=reason, file=f, line=l, field=k, detail=x, record=r) for f, l, r, k, x in zip(files, lines, recs, f_, d)]
 
 def _raise_first(rej):
     r = rej[0]
@@ -129,65 +131,160 @@ def _prepend_rows(msgs, sys):
     both = pa.concat_arrays([vals, hvals.cast(vals.type)])
     return pa.ListArray.from_arrays(pa.array(new_off.astype(np.int32)), pc.take(both, pa.array(src)))
 
+# %% ../../nbs/01b_transform.ipynb #7a1aceaa
+TEXT_FIELDS = ('text', 'question', 'answer', 'prompt', 'completion', 'system', 'reasoning')
+
+def _kind(v) -> str: return {bool: 'a boolean', list: 'a list', dict: 'an object', str: 'text'}.get(type(v), f'a {type(v).__name__}')
+
+def _number_text(v) -> str | None:
+    "A number's text as Arrow writes it (`5`, `0.5`); None for NaN/inf (pandas' missing value)."
+    if isinstance(v, int): return str(v)
+    return pc.cast(pa.scalar(v, pa.float64()), pa.string()).as_py() if v == v and abs(v) != float('inf') else None
+
+def text_values(values) -> tuple[list, dict, np.ndarray]:
+    "Python values as text: `(strings, {row: what a bad value was}, mask of numbers written as text)`."
+    out, bad, num = [], {}, np.zeros(len(values), bool)
+    for i, v in enumerate(values):
+        if v is None or isinstance(v, str): out.append(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool): out.append(_number_text(v)); num[i] = out[-1] is not None
+        else: out.append(None); bad[i] = _kind(v)
+    return out, bad, num
+
+def _is_json(t, name) -> bool:
+    md = t.schema.field(name).metadata
+    return bool(md and md.get(b'forge_nb.json'))
+
+def text_column(t: pa.Table, name: str) -> tuple[pa.Array, dict, np.ndarray]:
+    "Column `name` of `t` as text, the rows holding a boolean/list/object (`{row: kind}`) and the mask of numbers written as text."
+    a = _col(t, name); ty = a.type
+    if pa.types.is_dictionary(ty): a = a.dictionary_decode(); ty = a.type
+    none = np.zeros(len(a), bool)
+    if pa.types.is_string(ty) or pa.types.is_large_string(ty):
+        if not _is_json(t, name): return _str(a), {}, none   # the fast path: text stays as it is
+        vals = [None if v is None else json.loads(v) for v in a.to_pylist()]
+    elif pa.types.is_null(ty): return pa.nulls(len(a), pa.string()), {}, none
+    elif pa.types.is_integer(ty): return pc.cast(a, pa.string()), {}, np.asarray(a.is_valid())
+    elif pa.types.is_floating(ty):
+        a = pc.if_else(pc.fill_null(pc.is_finite(a), False), a, pa.scalar(None, ty))
+        return pc.cast(a, pa.string()), {}, np.asarray(a.is_valid())
+    else: vals = a.to_pylist()
+    out, bad, num = text_values(vals)
+    return pa.array(out, pa.string()), bad, num
+
+# %% ../../nbs/01b_transform.ipynb #f61b32f2
+def _chat_values(values, name) -> tuple[list, dict, np.ndarray]:
+    "Chats from Python values, each a list of `{role, content}` with text roles and contents; `{row: (field, detail)}` for the others."
+    out, bad, num = [], {}, np.zeros(len(values), bool)
+    for i, v in enumerate(values):
+        if not isinstance(v, list):
+            if v is not None: bad[i] = (name, f'expected a list of {{role, content}}, got {_kind(v)}')
+            out.append(None); continue
+        turns = []
+        for j, m in enumerate(v):
+            if not isinstance(m, dict): bad[i] = (f'{name}[{j}]', f'expected an object with role and content, got {_kind(m)}'); break
+            if not isinstance(m.get('role'), str): bad[i] = (f'{name}[{j}].role', f"expected text, got {_kind(m.get('role'))}"); break
+            c, b, n = text_values([m.get('content')])
+            if b: bad[i] = (f'{name}[{j}].content', f'expected text, got {b[0]}'); break
+            num[i] |= n[0]; turns.append({'role': m['role'], 'content': c[0]})
+        out.append(None if i in bad else turns)
+    return out, bad, num
+
+def _chat_column(t, name, files) -> tuple[pa.Array, dict, np.ndarray]:
+    "Column `name` as `list<struct<role, content>>` of text, `{row: (field, detail)}` of rows with a wrong type, and the numbers mask."
+    m = _col(t, name)
+    if _is_json(t, name): out, bad, num = _chat_values([None if v is None else json.loads(v) for v in m.to_pylist()], name)
+    else:
+        if not pa.types.is_list(m.type) and not pa.types.is_large_list(m.type):
+            raise LoadError(f"{files}: column {name!r} must hold lists of {{role, content}}, not {m.type}")
+        vals = m.flatten()
+        if pa.types.is_null(vals.type): vals = pa.array([None] * len(vals), MSG_TYPE.value_type)   # every list empty (or all null items)
+        if not pa.types.is_struct(vals.type) or not {'role', 'content'} <= {f.name for f in vals.type}:
+            raise LoadError(f"{files}: each item of {name!r} needs 'role' and 'content' (found {vals.type})")
+        r, c = _fld(vals, 'role'), _fld(vals, 'content')
+        if pa.types.is_string(r.type) and (pa.types.is_string(c.type) or pa.types.is_null(c.type)):   # the fast path
+            return pa.ListArray.from_arrays(pa.array(np.asarray(m.offsets) - m.offsets[0].as_py()), pa.StructArray.from_arrays(
+                [r, _str(c)], ['role', 'content']), mask=m.is_null() if m.null_count else None), {}, np.zeros(len(m), bool)
+        out, bad, num = _chat_values(m.to_pylist(), name)
+    return pa.array(out, MSG_TYPE), bad, num
+
+def _typed(t, cols, kind, include_reasoning, files) -> tuple[dict, dict, dict]:
+    "The text fields `kind` uses as text (`{canonical: array}`), per row its first wrong type `(field, detail)`, and numbers per field."
+    used = {'chat': ['messages', 'system'], 'qa': ['question', 'answer', 'system'] + ['reasoning'] * include_reasoning,
+            'prompt_completion': ['prompt', 'completion', 'system'], 'text': ['text']}[kind]
+    arrs, wrong, nums = {}, {}, {}
+    for k in [k for k in used if k in cols]:
+        if k == 'messages': arrs[k], bad, nums[cols[k]] = _chat_column(t, cols[k], files)
+        else:
+            arrs[k], b, nums[cols[k]] = text_column(t, cols[k])
+            bad = {i: (cols[k], f'expected text, got {x}') for i, x in b.items()}
+        for i, v in bad.items(): wrong.setdefault(i, v)
+    return arrs, wrong, nums
+
+# %% ../../nbs/01b_transform.ipynb #e10e8c96
+def _qa_chats(t, cols, kind, arrs, meta, sys, include_reasoning, reasoning_template):
+    "`(table, metadata columns, chats)` for question/answer or prompt/completion rows."
+    user, asst = (arrs['question'], arrs['answer']) if kind == 'qa' else (arrs['prompt'], arrs['completion'])
+    if 'options' in cols:
+        opts = _col(t, cols['options'])
+        fo = format_options(opts, is_json=_is_json(t, cols['options']))
+        user = join_skip([user, fo], '\n\n')   # rows without options keep the question
+        letters = answer_letters(opts, asst)
+        if letters is not None and 'answer_letter' not in meta and pc.any(pc.is_valid(letters)).as_py():
+            t = t.append_column('answer_letter', letters); meta = meta + ['answer_letter']
+    if include_reasoning and 'reasoning' in cols:
+        r = arrs['reasoning']
+        pre, mid = reasoning_template.split('{reasoning}')[0], reasoning_template.split('{reasoning}')[1].split('{answer}')[0]
+        asst = pc.if_else(pc.is_valid(r), pc.binary_join_element_wise(pre, r, mid, asst, ''), asst)
+    return t, meta, chat_array(([('system', sys)] if sys is not None else []) + [('user', user), ('assistant', asst)])
+
 # %% ../../nbs/01b_transform.ipynb #d49d3bad
 def to_chat(data, column_map=None, *, system_prompt=None, include_reasoning=False,
             reasoning_template='{reasoning}\n\nAnswer: {answer}', on_error='raise') -> tuple[Table, list[dict]]:
     "Canonical chat records (a `messages` or `text` column plus metadata) from loaded rows, and the rows rejected."
     data = load(data)
-    t = data.table
+    t, files = data.table, ', '.join(data.files) or '<data>'
     try: kind, cols = resolve_columns(data.columns, column_map)
     except LoadError as e:
-        if on_error == 'raise' and len(t): raise LoadError(f"{', '.join(data.files) or '<data>'}: {e}") from None
+        if on_error == 'raise' and len(t): raise LoadError(f"{files}: {e}") from None
         empty = t.slice(0, 0).append_column('messages', pa.array([], MSG_TYPE))   # no rows, or rows without usable columns
         return Table(empty, data.rejects, data.files), _reject_rows(t, np.ones(len(t), bool), 'missing_field', None, str(e))
-    need = {'chat': ['messages'], 'qa': ['question', 'answer'], 'prompt_completion': ['prompt', 'completion'], 'text': ['text']}[kind]
+    arrs, wrong, nums = _typed(t, cols, kind, include_reasoning, files)
     rejects, bad = [], np.zeros(len(t), bool)
-    for k in need:
-        miss = np.asarray(pc.is_null(_col(t, cols[k]))) & ~bad
+    wmask = np.zeros(len(t), bool); wmask[list(wrong)] = True
+    for k in {'chat': ['messages'], 'qa': ['question', 'answer'], 'prompt_completion': ['prompt', 'completion'], 'text': ['text']}[kind]:
+        miss = np.asarray(pc.is_null(arrs[k])) & ~bad & ~wmask
         rej = _reject_rows(t, miss, 'missing_field', cols[k], f'no value for {cols[k]!r}')
         if rej and on_error == 'raise': _raise_first(rej)
         rejects += rej; bad |= miss
-    if bad.any(): t = t.filter(pa.array(~bad))
+    idx = np.flatnonzero(wmask & ~bad)
+    rej = _reject_rows(t, wmask & ~bad, 'wrong_type', [wrong[i][0] for i in idx], [wrong[i][1] for i in idx])
+    if rej and on_error == 'raise': _raise_first(rej)
+    rejects += rej; bad |= wmask
+    if bad.any(): t = t.filter(pa.array(~bad)); arrs = {k: a.filter(pa.array(~bad)) for k, a in arrs.items()}
+    n_num = {f: int((m & ~bad).sum()) for f, m in nums.items() if (m & ~bad).any()}
+    counts = {'number_as_text': n_num} if n_num else {}
     meta = [c for c in t.column_names if c not in cols.values() or c == cols.get('options')]
-    if kind == 'text':
-        out = t.select(meta).append_column('text', _str(_col(t, cols['text'])))
-        return Table(out.select(['text'] + meta), data.rejects, data.files), rejects
-    sys = _str(_col(t, cols['system'])) if 'system' in cols else None
+    if kind == 'text': return Table(t.select(meta).append_column('text', arrs['text']).select(['text'] + meta), data.rejects, data.files, counts), rejects
+    sys = arrs.get('system')
     if sys is not None and system_prompt: sys = pc.fill_null(sys, system_prompt)
     elif system_prompt: sys = pa.array([system_prompt] * len(t), pa.string())
     if kind == 'chat':
-        m = _col(t, cols['messages'])
-        if not pa.types.is_list(m.type) and not pa.types.is_large_list(m.type):
-            raise LoadError(f"{', '.join(data.files)}: column {cols['messages']!r} must hold lists of {{role, content}}, not {m.type}")
-        vals = m.flatten()
-        if pa.types.is_null(vals.type): vals = pa.array([None] * len(vals), MSG_TYPE.value_type)   # every list empty (or all null items)
-        if not pa.types.is_struct(vals.type) or not {'role', 'content'} <= {f.name for f in vals.type}:
-            raise LoadError(f"{', '.join(data.files)}: each item of {cols['messages']!r} needs 'role' and 'content' (found {vals.type})")
-        msgs = pa.ListArray.from_arrays(pa.array(np.asarray(m.offsets) - m.offsets[0].as_py()),
-                                        pa.StructArray.from_arrays([_str(_fld(vals, 'role')), _str(_fld(vals, 'content'))], ['role', 'content']))
+        msgs = arrs['messages']
         if sys is not None: msgs = _prepend_rows(msgs, sys)
-    else:
-        q, a = (cols['question'], cols['answer']) if kind == 'qa' else (cols['prompt'], cols['completion'])
-        user, asst = _str(_col(t, q)), _str(_col(t, a))
-        if 'options' in cols:
-            opts = _col(t, cols['options'])
-            fo = format_options(opts, is_json=bool(t.schema.field(cols['options']).metadata))
-            user = join_skip([user, fo], '\n\n')   # rows without options keep the question
-            letters = answer_letters(opts, asst)
-            if letters is not None and 'answer_letter' not in meta and pc.any(pc.is_valid(letters)).as_py():
-                t = t.append_column('answer_letter', letters); meta.append('answer_letter')
-        if include_reasoning and 'reasoning' in cols:
-            r = _str(_col(t, cols['reasoning']))
-            pre, mid = reasoning_template.split('{reasoning}')[0], reasoning_template.split('{reasoning}')[1].split('{answer}')[0]
-            with_r = pc.binary_join_element_wise(pre, r, mid, asst, '')
-            asst = pc.if_else(pc.is_valid(r), with_r, asst)
-        msgs = chat_array(([('system', sys)] if sys is not None else []) + [('user', user), ('assistant', asst)])
+    else: t, meta, msgs = _qa_chats(t, cols, kind, arrs, meta, sys, include_reasoning, reasoning_template)
     out = t.select(meta).append_column('messages', msgs)
-    return Table(out.select(['messages'] + meta), data.rejects, data.files), rejects
+    return Table(out.select(['messages'] + meta), data.rejects, data.files, counts), rejects
 
 # %% ../../nbs/01b_transform.ipynb #91dd1ea6
 RESERVED_PREFIXES = ['System:', 'SYSTEM:', 'User:', 'USER:', 'Bot:', 'BOT:', 'Assistant:', 'ASSISTANT:', 'Thought:', 'THOUGHT:']
 RESERVED_TOKENS = ['[EOS]', '<image>', '<video>', '<unk>']
+CHAT_MARKERS = {   # the chat-template markers of common open model families (their tokenizer_config.json special tokens)
+    'chatml': ['<|im_start|>', '<|im_end|>', '<|endoftext|>'],                                        # ChatML, Qwen
+    'llama3': ['<|begin_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>', '<|end_of_text|>'],
+    'mistral': ['[INST]', '[/INST]', '<s>', '</s>'],
+    'gemma': ['<start_of_turn>', '<end_of_turn>', '<bos>', '<eos>'],
+    'phi3': ['<|user|>', '<|assistant|>', '<|system|>', '<|end|>'],
+}
 
 def tokenizer_special_tokens(tokenizer) -> list[str]:
     "Special tokens of a `transformers` tokenizer: its named specials plus every added token marked special."
@@ -197,20 +294,30 @@ def tokenizer_special_tokens(tokenizer) -> list[str]:
         if getattr(t, 'special', False): toks.add(str(t))
     return sorted(t for t in toks if t and t.strip())
 
+def reserved_tokens(tokenizer=None, chat_markers=True) -> list[str]:
+    "Strings to remove: the reference list plus the tokenizer's special tokens, or without a tokenizer every family in `CHAT_MARKERS`."
+    own = tokenizer_special_tokens(tokenizer) if tokenizer is not None else [m for ms in CHAT_MARKERS.values() for m in ms] * chat_markers
+    return list(dict.fromkeys(RESERVED_TOKENS + own))
+
 @dataclass
 class SanitizeConfig:
     "What to neutralise in every turn (and in plain text)."
     prefixes: list = field(default_factory=lambda: list(RESERVED_PREFIXES))  # broken with a space before the colon
     tokens: list = field(default_factory=lambda: list(RESERVED_TOKENS))      # removed
-    tokenizer_tokens: bool = True   # also remove the tokenizer's special tokens (e.g. <|im_start|>, <|eot_id|>)
+    tokenizer_tokens: bool = True   # also remove the tokenizer's special tokens, or without a tokenizer the `CHAT_MARKERS`
     extra_tokens: list = field(default_factory=list)  # more strings to remove
     def __post_init__(self):
+        for k in ('prefixes', 'tokens', 'extra_tokens'):
+            v = getattr(self, k)
+            if not isinstance(v, (list, tuple)) or not all(isinstance(s, str) and s for s in v):
+                raise ValueError(f"SanitizeConfig.{k} must be a list of non-empty strings, not {v!r}")
         for p in self.prefixes:
-            if not p.endswith(':') or len(p) < 2: raise ValueError(f"prefix {p!r} must end with ':'")
+            if not p.endswith(':') or len(p) < 2: raise ValueError(f"SanitizeConfig.prefixes: prefix {p!r} must end with ':'")
+        if not isinstance(self.tokenizer_tokens, bool): raise ValueError(f"SanitizeConfig.tokenizer_tokens must be True or False, not {self.tokenizer_tokens!r}")
     def rules(self, tokenizer=None) -> tuple[list, list]:
-        "(prefixes to break, tokens to remove) for `tokenizer`."
-        toks = list(dict.fromkeys(self.tokens + self.extra_tokens + (tokenizer_special_tokens(tokenizer) if self.tokenizer_tokens else [])))
-        return list(self.prefixes), toks
+        "(prefixes to break, tokens to remove) for `tokenizer` (without one: the `CHAT_MARKERS` of the common families)."
+        own = reserved_tokens(tokenizer)[len(RESERVED_TOKENS):] if self.tokenizer_tokens else []
+        return list(self.prefixes), list(dict.fromkeys(list(self.tokens) + list(self.extra_tokens) + own))
 
 # %% ../../nbs/01b_transform.ipynb #1e1c6fb9
 def _alt(strings): return '|'.join(re.escape(s) for s in sorted(strings, key=len, reverse=True))
@@ -242,10 +349,12 @@ def sanitize_array(arr, prefixes, tokens) -> tuple[pa.Array, dict]:
     if not found.any(): return arr, counts
     hit = np.zeros(len(arr), bool); hit[cand[found]] = True
     sub = pc.take(arr, pa.array(cand[found]))
-    for s in tokens:
-        c = pc.sum(pc.count_substring(sub, s)).as_py()
-        if c: counts[s] = c
-    if tokens: sub = pc.replace_substring_regex(sub, _alt(tokens), '')
+    while tokens:   # again until none is left: removing one can join the pieces of another (`<<s>s>` -> `<s>`)
+        for s in tokens:
+            c = pc.sum(pc.count_substring(sub, s)).as_py()
+            if c: counts[s] = counts.get(s, 0) + c
+        sub = pc.replace_substring_regex(sub, _alt(tokens), '')
+        if not pc.any(pc.match_substring_regex(sub, _alt(tokens))).as_py(): break
     for s in prefixes:
         c = pc.sum(pc.count_substring(sub, s)).as_py()
         if c: counts[s] = c

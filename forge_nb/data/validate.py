@@ -12,7 +12,7 @@ import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 from .load import Table, load, md_table
 from ..core.records import _fld, _str, _string_bytes
-from .transform import RESERVED_PREFIXES, RESERVED_TOKENS, tokenizer_special_tokens, _col, _alt, may_contain
+from .transform import RESERVED_PREFIXES, RESERVED_TOKENS, reserved_tokens, _col, _alt, may_contain
 
 # %% auto #0
 __all__ = ['RULES', 'token_lengths', 'token_upper_bounds', 'ValidationError', 'ValidationReport', 'validate']
@@ -227,7 +227,7 @@ def validate(data, # a loaded `Table` of canonical records (`messages` or `text`
              tokenizer=None, # for token lengths and the special tokens counted as reserved
              max_length:int|None=None, # flag records longer than this many tokens (`too_long`)
              min_rows:int|None=None, # a dataset issue when there are fewer rows
-             reserved:list|None=None, # strings no turn may contain (default: reserved prefixes and tokens + the tokenizer's specials)
+             reserved:list|None=None, # strings no turn may contain (default: reserved prefixes and tokens + the tokenizer's specials, or without one `CHAT_MARKERS`)
              all_or_none=('system',), # optional turns that every row or no row must have
              exact_lengths:bool=False, # render each chat to count tokens instead of contents + template overhead
              length_sample:int|None=None, # measure the length distribution on a seeded sample of this many rows
@@ -240,7 +240,7 @@ def validate(data, # a loaded `Table` of canonical records (`messages` or `text`
         raise ValueError(f"validate needs canonical records with 'messages' or 'text' (columns: {data.columns}); run to_chat first")
     if max_length is not None and tokenizer is None: raise ValueError('max_length is counted in tokens: pass tokenizer=')
     n = t.num_rows
-    reserved = list(reserved) if reserved is not None else RESERVED_PREFIXES + RESERVED_TOKENS + tokenizer_special_tokens(tokenizer)
+    reserved = list(reserved) if reserved is not None else RESERVED_PREFIXES + reserved_tokens(tokenizer)
     m = content = lens = None
     if 'messages' in t.column_names:
         m = _col(t, 'messages')

@@ -223,7 +223,7 @@ def _aggregate(details, categories: dict):
     cols = ('acc',) + tuple(f'acc_{c}' for c in sorted(by_c)) if 1 < len(by_c) <= 4 else ('acc',)   # MMLU: 4 categories
     return m, 'acc', cols
 
-# %% ../../nbs/04b_mmlu.ipynb #7143baee
+# %% ../../nbs/04b_mmlu.ipynb #441d37db
 class MultipleChoice(Task):
     "Log-likelihood multiple-choice scoring of MMLU-format items, per subject / category / micro-average."
     axis = 'general'
@@ -278,7 +278,7 @@ class MultipleChoice(Task):
     def __repr__(self):
         return f'{type(self).__name__}({self.name!r}: {sum(map(len, self.items.values()))} items, {len(self.items)} subjects, {self.k_shot}-shot)'
 
-# %% ../../nbs/04b_mmlu.ipynb #6a154055
+# %% ../../nbs/04b_mmlu.ipynb #7031e7a9
 class MMLU(MultipleChoice):
     "MMLU (57 subjects) from a local folder (`data_dir`, default env FORGE_NB_MMLU_DIR) or the hub (`cais/mmlu`)."
     def __init__(self, data_dir=None,                     # local copy (default: $FORGE_NB_MMLU_DIR, else the hub)
@@ -296,7 +296,7 @@ class MMLU(MultipleChoice):
         shots = load('dev') if k_shot else None
         super().__init__(items, shots=shots, k_shot=k_shot, name=name, categories=MMLU_SUBJECTS, batch_size=batch_size, limit=limit)
 
-# %% ../../nbs/04b_mmlu.ipynb #c9fe9929
+# %% ../../nbs/04b_mmlu.ipynb #6a6ee0cc
 class GeneralBenchmark(MultipleChoice):
     "MMLU-format task over `forge_nb.core.embedded.general_benchmark` (the tiny model's synthetic general skills)."
     def __init__(self, n_per_subject: int = 20, # questions per synthetic subject

@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/training.html.md"""
 
 # %% ../../nbs/03_training.ipynb #edb37617
 from __future__ import annotations
-import json
+import json, shlex
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,7 +70,6 @@ class DryRun:
     spec: dict
     plan: dict = field(default_factory=dict)
     def _repr_markdown_(self):
-        import shlex
         rows = '\n'.join(f'| {k} | `{v}` |' for k, v in self.resolved.items())
         return f"**Dry run** (nothing trained)\n\n```\n{shlex.join(self.command)}\n```\n\n| key | value |\n|---|---|\n{rows}"
 

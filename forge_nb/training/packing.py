@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/packing.html.md"""
 
 # %% ../../nbs/03a_packing.ipynb #106936eb
 from __future__ import annotations
-import math
+import inspect, math
 from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
@@ -127,7 +127,7 @@ PACKED_ATTN = 'forge_packed'
 
 def packed_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     "Causal attention per packed sample, computed as a padded batch of segments (see above)."
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward   # lazy: heavy optional dependency
     cu = kwargs.get('cu_seq_lens_q')
     if cu is None or query.shape[0] != 1 or attention_mask is not None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
@@ -151,7 +151,7 @@ def packed_attention(module, query, key, value, attention_mask, scaling=None, dr
 
 def register_packed_attention():
     "Register `packed_attention` as `attn_implementation='forge_packed'` (idempotent)."
-    from transformers import AttentionInterface
+    from transformers import AttentionInterface   # lazy: heavy optional dependency
     AttentionInterface.register(PACKED_ATTN, packed_attention)
     return PACKED_ATTN
 
@@ -178,7 +178,6 @@ def forward_batch(model, batch: dict, **extra):
 
 def _keeps_logits(model) -> bool:
     "Does the model's forward take a boolean `logits_to_keep` mask (LM head only where there is a target)?"
-    import inspect
     base = model.module if hasattr(model, 'module') else model
     base = base.get_base_model() if hasattr(base, 'get_base_model') else base
     return 'logits_to_keep' in inspect.signature(base.forward).parameters
