@@ -3,7 +3,7 @@
     python tools/run_nbs.py                  # every notebook under nbs/
     python tools/run_nbs.py nbs/00f_jobs.ipynb nbs/02*.ipynb
 
-Cells flagged with a tst_flag (`slow`, `gpu`, `aws`, `browser`, `notest`) are skipped, as in the tests; then the
+Cells flagged `gpu`, `aws`, `browser` or `notest` are skipped, as in the tests (`slow` cells run); then the
 notebooks are cleaned with nbdev-clean. A notebook that fails keeps its previous outputs and the run exits 1.
 """
 import os, subprocess, sys, time
@@ -26,7 +26,7 @@ if __name__ == '__main__':
     cfg, failed = get_config(ROOT), []
     for nb in notebooks(sys.argv[1:]):
         t0 = time.time()
-        ok, _ = test_nb(nb, skip_flags=cfg.tst_flags.split(), basepath=str(ROOT), save=True)
+        ok, _ = test_nb(nb, skip_flags=[f for f in cfg.tst_flags.split() if f != 'slow'], basepath=str(ROOT), save=True)
         print(f"{'ok  ' if ok else 'FAIL'} {nb.relative_to(ROOT)} ({time.time() - t0:.1f} s)", flush=True)
         if not ok: failed.append(nb)
     subprocess.run([str(Path(sys.executable).parent / 'nbdev-clean')], cwd=ROOT, check=True)

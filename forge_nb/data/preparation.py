@@ -7,8 +7,8 @@ Docs: https://forge-nb.github.io/forge_nb/preparation.html.md"""
 # %% ../../nbs/01_preparation.ipynb #586187bf
 from __future__ import annotations
 import copy, json, math, os, shutil, tempfile, threading, time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, asdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
@@ -18,10 +18,11 @@ from ..core.records import write_lines, write_table, encode_jsonl, read_records,
 from ..core.models import load_tokenizer
 from ..core.storage import upload_path
 from .validate import validate, ValidationError, ValidationReport
-from .filters import FilterConfig, apply_filters, record_text, filter_inputs, subset_inputs
+from .filters import FilterConfig, apply_filters, record_text, filter_inputs, subset_inputs, normalize_text, first_of
+from .stream import iter_tables, key_hashes, SeenHashes, hash_splits, AtomicFiles, prefetch
 
 # %% auto #0
-__all__ = ['SPLITS', 'split_indices', 'PrepResult', 'prepare']
+__all__ = ['SPLITS', 'STREAM_ABOVE', 'split_indices', 'PrepResult', 'prepare']
 
 # %% ../../nbs/01_preparation.ipynb #9411321e
 SPLITS = ('train', 'validation', 'test')
@@ -137,6 +138,7 @@ def _check_args(a: dict) -> FilterConfig:
     if a['stratify'] is not None and a['stream'] is True: _bad('stratify', 'None with stream=True (hash splits keep group shares in expectation)', a['stratify'])
     try: fcfg = FilterConfig(**a['filters'])
     except TypeError as e: raise TypeError(f"{e}; filter options are {list(FilterConfig.__dataclass_fields__)}") from None
+    if a['stream'] is True and a['out_format'] != 'jsonl': _bad('out_format', "'jsonl' with stream=True", a['out_format'])
     if fcfg.near_dup and a['stream'] is True: _bad('near_dup', 'None with stream=True (near-duplicate search needs every record in memory)', fcfg.near_dup)
     return fcfg
 
@@ -222,13 +224,18 @@ def _write_rejects(path, t, rejects, bad, reason, detail, fld, lines, format) ->
     return path
 
 # %% ../../nbs/01_preparation.ipynb #a7f86e79
-def _summary(read, kept_n, rejects, bad, reason, counts, rep) -> dict:
-    "The accounting: read, kept per split, rejected per reason, sanitized per rule, token lengths, and whether it balances."
+def _summary(read, kept_n, rejects, bad, reason, counts, rep, nums=None) -> dict:
+    "The accounting: read, kept per split, rejected per reason, sanitized per rule, numbers written as text, token lengths, and whether it balances."
     by_reason = {}
     for x in [r['reason'] for r in rejects] + reason[bad].tolist(): by_reason[x] = by_reason.get(x, 0) + 1
     return dict(read=read, kept=kept_n, kept_total=sum(kept_n.values()), rejected=dict(sorted(by_reason.items())),
-                rejected_total=len(rejects) + len(bad), sanitized=counts, tokens=rep.length_stats(),
+                rejected_total=len(rejects) + len(bad), sanitized=counts, number_as_text=dict(nums or {}), tokens=rep.length_stats(),
                 balanced=read == sum(kept_n.values()) + len(rejects) + len(bad))
+
+def _write_summary(local: Path, summary, paths) -> Path:
+    "`summary.json` (written last, atomically: its presence marks a complete preparation)."
+    write_lines(pa.array([json.dumps(dict(summary, paths={k: str(v) for k, v in paths.items()}), indent=1, default=str)]), local/'summary.json')
+    return local/'summary.json'
 
 def _publish(local: Path, out_dir, paths: dict) -> dict:
     "Local paths as text, or, for an `s3://` destination, upload the folder and return the URIs."
@@ -237,6 +244,85 @@ def _publish(local: Path, out_dir, paths: dict) -> dict:
     upload_path(local, base)
     shutil.rmtree(local, ignore_errors=True)
     return {k: f'{base}/{Path(v).name}' for k, v in paths.items()}
+
+# %% ../../nbs/01_preparation.ipynb #9633ff60
+STREAM_ABOVE = 1 << 30   # bytes of local input above which stream='auto' streams
+
+def _is_big(source) -> bool:
+    "Whether local `source` (file or folder) holds more than `STREAM_ABOVE` bytes."
+    if not isinstance(source, (str, os.PathLike)) or str(source).startswith('s3://') or not Path(source).exists(): return False
+    p = Path(source)
+    return (p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob('*') if f.is_file())) > STREAM_ABOVE
+
+def _add(total: dict, counts: dict):
+    for k, v in counts.items(): total[k] = total.get(k, 0) + v
+
+def _stream_batch(b, a, fcfg, tok, S):
+    "One batch through transform, sanitize, validation and the filters but dedup; returns the chats, their texts, rejects and reasons."
+    rejects = list(b.rejects); S['read'] += len(b) + len(rejects)
+    chats, rej = to_chat(b, a['column_map'], system_prompt=a['system_prompt'], include_reasoning=a['include_reasoning'], on_error=a['on_error'])
+    rejects += rej; _add(S['number_as_text'], chats.counts.get('number_as_text', {}))
+    if a['sanitize']:
+        chats, c = _sanitize(chats, a['sanitize'] if isinstance(a['sanitize'], SanitizeConfig) else None, tok); _add(S['sanitized'], c)
+    t = chats.table; txt = record_text(t)
+    rep, reason, detail, fld = _validate(chats, tok, a['on_error'], a['sanitize'], a['max_length'], a['exact_lengths'], a['length_sample'], a['seed'])
+    if rep.lengths is not None and sum(map(len, S['lengths'])) < 100_000: S['lengths'].append(rep.lengths)
+    cfg = replace(fcfg, dedup=False); pre = Future(); pre.set_result(filter_inputs(txt, cfg))
+    _filter(t, txt, cfg, pre, reason, detail)
+    return t, txt, rejects, reason, detail, fld
+
+def _stream_dedup(t, txt, reason, detail, seen, files) -> tuple[np.ndarray, np.ndarray]:
+    "Mark exact duplicates within the batch and of earlier batches in `reason`/`detail`; returns the rows left and their hashes."
+    live = np.flatnonzero(reason == '')
+    if not len(live): return live, np.zeros((0, 2), np.uint64)
+    keys = normalize_text(pc.take(txt, pa.array(live))); h = key_hashes(keys)
+    de = pc.dictionary_encode(_str(pc.take(_col(t, '_file'), pa.array(live))))
+    fid = np.array([files.setdefault(n, len(files)) for n in de.dictionary.to_pylist()], np.int64)[np.asarray(de.indices)]
+    where = fid << 40 | np.asarray(pc.take(_col(t, '_line'), pa.array(live)), np.int64)
+    inside, prev = first_of(np.asarray(pc.dictionary_encode(keys).indices)), seen.find(h)
+    src = np.where(inside >= 0, where[np.maximum(inside, 0)], prev)   # where the first copy was read
+    new = (inside < 0) & (prev < 0)
+    seen.add(h[new], where[new])
+    names = list(files)
+    for i in np.flatnonzero(~new): reason[live[i]], detail[live[i]] = 'duplicate', f'duplicate of {names[src[i] >> 40]}:{src[i] & ((1 << 40) - 1)}'
+    return live[new], h[new]
+
+# %% ../../nbs/01_preparation.ipynb #45a27585
+def _prepare_stream(a: dict, fcfg, tok) -> PrepResult:
+    "`prepare` batch by batch (`a`: its arguments): the same steps and accounting in bounded memory."
+    times, tick = _timer(a['verbose'])
+    S = dict(read=0, kept={k: 0 for k in SPLITS}, rejected={}, sanitized={}, number_as_text={}, lengths=[])
+    seen, files = SeenHashes(), {}
+    out_dir = a['out_dir']
+    local = Path(tempfile.mkdtemp(prefix='forge_nb_prep_')) if str(out_dir).startswith('s3://') else Path(out_dir)
+    names = {k: f'{k}.jsonl' for k in (*SPLITS, 'rejects')}
+    with AtomicFiles(local, list(names.values())) as out:
+        batches = iter_tables(a['source'], on_error=a['on_error'], split=a['split'], config=a['config'], revision=a['revision'])
+        for b in prefetch(batches, _helper()):
+            t, txt, rejects, reason, detail, fld = _stream_batch(b, a, fcfg, tok, S)
+            keep, h = _stream_dedup(t, txt, reason, detail, seen, files)
+            part, kt = hash_splits(h, a['splits'], a['seed']), t.take(pa.array(keep))
+            lines = encode_jsonl(kt if a['format'] == 'messages' else to_format(Table(kt), a['format'], tok, a['render']).table)
+            for i, k in enumerate(SPLITS): S['kept'][k] += out.write_lines(names[k], pc.take(lines, pa.array(np.flatnonzero(part == i))))
+            bad = np.flatnonzero(reason != '')
+            rl = [pa.array([json.dumps(r, ensure_ascii=False, default=str) for r in rejects], pa.string())]
+            if len(bad): rl.append(_reject_lines(t, bad, reason[bad], detail[bad], fld[bad], encode_jsonl(t.take(pa.array(bad)))))
+            out.write_lines(names['rejects'], pa.concat_arrays(rl))
+            _add(S['rejected'], pd.Series([r['reason'] for r in rejects] + reason[bad].tolist(), dtype=object).value_counts().to_dict())
+        kept_total = sum(S['kept'].values())
+        if a['min_rows'] and kept_total < a['min_rows']: raise ValueError(f"only {kept_total} records left after preparation; at least {a['min_rows']} needed (min_rows)")
+        paths = {k: p for k, p in zip(names, out.commit().values())}
+    tick('stream')
+    L = np.concatenate(S['lengths']) if S['lengths'] else None
+    rep = ValidationReport(S['read'], {'too_long': np.zeros(0, bool)}, pd.DataFrame(), L, None, n_measured=None if L is None else len(L))
+    tokens = dict(rep.length_stats(), **({f"> {a['max_length']}": S['rejected'].get('too_long', 0)} if a['max_length'] else {}))
+    rt = sum(S['rejected'].values())
+    summary = dict(read=S['read'], kept=S['kept'], kept_total=kept_total, rejected=dict(sorted(S['rejected'].items())), rejected_total=rt,
+                   sanitized=S['sanitized'], number_as_text=S['number_as_text'], tokens=tokens, balanced=S['read'] == kept_total + rt, stream=True)
+    paths['summary'] = _write_summary(local, summary, paths)
+    paths = _publish(local, out_dir, paths); tick('save')
+    if not summary['balanced']: raise AssertionError(f'accounting error: {summary}')
+    return PrepResult(paths, summary, rep, times)
 
 # %% ../../nbs/01_preparation.ipynb #962d6460
 def prepare(source, # file, folder, glob, `s3://` URI, HF id, `Dataset`, DataFrame, Arrow table or list of dicts
@@ -262,18 +348,21 @@ def prepare(source, # file, folder, glob, `s3://` URI, HF id, `Dataset`, DataFra
             revision:str|None=None, # revision of a Hugging Face source
             exact_lengths:bool=False, # render each chat to count tokens (slower) instead of contents + template overhead
             length_sample:int|None=2000, # rows measured for the length distribution (`None`: all); `max_length` is checked on every row
+            stream=False, # read, dedup and write batch by batch in bounded memory (`'auto'`: for local files over `STREAM_ABOVE` bytes)
             verbose:bool=False, # print the time of each step
             **filters # `FilterConfig` thresholds
            ) -> PrepResult:
     "Prepare `source` into train/validation/test files under `out_dir` (local or `s3://`), plus `rejects.jsonl` and `summary.json`."
-    fcfg = _check_args(on_error, out_format, splits, filters)
+    fcfg = _check_args(dict(locals()))
     tok = _tokenizer(tokenizer, chat_template)
+    if stream == 'auto': stream = _is_big(source)
+    if stream: return _prepare_stream(dict(locals(), stream=True), fcfg, tok)
     times, tick = _timer(verbose)
     data = load(source, split=split, config=config, revision=revision, on_error=on_error); tick('load')
     rejects = list(data.rejects)
     read = len(data) + len(rejects)
     chats, rej = to_chat(data, column_map, system_prompt=system_prompt, include_reasoning=include_reasoning, on_error=on_error)
-    rejects += rej; tick('transform')
+    rejects += rej; chats_in = chats; tick('transform')
     counts = {}
     if sanitize:
         chats, counts = _sanitize(chats, sanitize if isinstance(sanitize, SanitizeConfig) else None, tok); tick('sanitize')
@@ -293,9 +382,8 @@ def prepare(source, # file, folder, glob, `s3://` URI, HF id, `Dataset`, DataFra
     paths, kept_n, lines, finish = _write_splits(local, t, keep, parts, out_format, format, render, tok, pool, encoded, half)
     paths['rejects'] = _write_rejects(local/'rejects.jsonl', t, rejects, bad, reason, detail, fld, lines, format)
     finish()
-    summary = _summary(read, kept_n, rejects, bad, reason, counts, rep)
-    (local/'summary.json').write_text(json.dumps(dict(summary, paths={k: str(v) for k, v in paths.items()}), indent=1, default=str))
-    paths['summary'] = local/'summary.json'
+    summary = _summary(read, kept_n, rejects, bad, reason, counts, rep, chats_in.counts.get('number_as_text'))
+    paths['summary'] = _write_summary(local, summary, paths)
     paths = _publish(local, out_dir, paths); tick('save')
     if not summary['balanced']: raise AssertionError(f'accounting error: {summary}')
     return PrepResult(paths, summary, rep, times)

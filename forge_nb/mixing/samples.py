@@ -12,8 +12,8 @@ import pyarrow as pa, pyarrow.parquet as pq
 from ..core.records import write_table
 
 # %% auto #0
-__all__ = ['cache_dir', 'sample_path', 'write_sample', 'sample_meta', 'read_sample', 'stream_records', 'CatalogUnavailable',
-           'hub_offline', 'sample']
+__all__ = ['cache_dir', 'sample_path', 'write_sample', 'sample_meta', 'read_sample', 'stream_records', 'rowgroup_records',
+           'CatalogUnavailable', 'hub_offline', 'sample']
 
 # %% ../../nbs/02e_samples.ipynb #b860ff12
 def cache_dir() -> Path:
@@ -60,7 +60,33 @@ def stream_records(src, n: int, seed: int = 0, buffer_size: int = 1000) -> list[
         if len(out) >= n: break
     return out
 
-# %% ../../nbs/02e_samples.ipynb #72e9d629
+# %% ../../nbs/02e_samples.ipynb #79c3fdc7
+def _shards(src):
+    if src.kind == 'hub':
+        from huggingface_hub import HfFileSystem   # lazy: heavy optional dependency
+        fs = HfFileSystem(); base = f"datasets/{src.hf_id}@{getattr(src, 'revision', None) or 'main'}"
+        return fs, sorted(fs.glob(f'{base}/{src.files}'))
+    return None, sorted(str(p) for p in Path(src.hf_id).glob(src.files))
+
+def rowgroup_records(src, n: int, seed: int = 0) -> list[dict]:
+    "`n` records of a Parquet source from row groups visited in a seeded order (rows shuffled within each group)."
+    import numpy as np
+    fs, files = _shards(src)
+    if not files: raise FileNotFoundError(f'{src}: no shard matches {src.files!r}')
+    opened = [pq.ParquetFile(fs.open(f, 'rb') if fs else f) for f in files]
+    groups = [(i, g) for i, pf in enumerate(opened) for g in range(pf.metadata.num_row_groups)]
+    rng, out, flt = np.random.default_rng(seed), [], src.filter or {}
+    for j in rng.permutation(len(groups)):
+        i, g = groups[j]
+        rows = opened[i].read_row_group(g).to_pylist()
+        for k in rng.permutation(len(rows)):
+            r = rows[k]
+            if flt and any(r.get(a) != v for a, v in flt.items()): continue
+            out.append(src.to_record(r))
+            if len(out) >= n: return out
+    return out
+
+# %% ../../nbs/02e_samples.ipynb #2e9b475e
 class CatalogUnavailable(ConnectionError): "A hub source is neither cached nor reachable."
 
 def hub_offline() -> bool:
@@ -79,8 +105,9 @@ def sample(src, n: int, seed: int = 0, *, cache: bool = True, root=None, buffer_
     p = sample_path(src, seed, root)
     if cache and (got := read_sample(p, n)) is not None: return got
     if src.kind == 'hub' and hub_offline(): raise _unavailable(src, p)
-    try: recs = stream_records(src, n, seed, buffer_size)
-    except (ConnectionError, OSError) as e:
+    rg = getattr(src, 'format', 'parquet') == 'parquet' and getattr(src, 'files', '') and getattr(src, 'data_files', None) is None
+    try: recs = rowgroup_records(src, n, seed) if rg else stream_records(src, n, seed, buffer_size)
+    except (ConnectionError, OSError) as e:   # (FileNotFoundError of a local source propagates below)
         if src.kind == 'hub': raise _unavailable(src, p, f'{type(e).__name__}: {e}') from e
         raise
     if cache and src.kind in ('hub', 'local'):

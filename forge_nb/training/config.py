@@ -32,12 +32,16 @@ def _parse_str(v, typ: str):
     except json.JSONDecodeError:
         return {'True': True, 'False': False, 'None': None}.get(v, v)
 
-# %% ../../nbs/03b_config.ipynb #007a2f26
+# %% ../../nbs/03b_config.ipynb #fdcb270e
 @dataclass
 class TrainConfig:
     "Everything a training run needs; `config_table()` lists keys, defaults and ranges."
     model: str|None = _f(None, help='hub id or local path of a causal LM; None = the embedded tiny chat model')
-    method: str = _f('lora', choices=('lora', 'full'), help='LoRA adapters (peft) or full-rank SFT')
+    method: str = _f('lora', choices=('lora', 'qlora', 'full'), help='LoRA adapters (peft), QLoRA (LoRA on a 4-bit NF4 base, CUDA only) or full-rank training')
+    objective: str = _f('sft', choices=('sft', 'cpt', 'dpo'), help="'sft' chat records (assistant-only loss), 'cpt' continued pretraining on `text` records (loss on every token), 'dpo' preference records {prompt, chosen, rejected} (TRL DPOTrainer)")
+    dtype: str = _f('auto', choices=('auto', 'fp32', 'bf16', 'fp16'), help="compute precision; frozen base weights are stored in it, trainable ones stay fp32; 'auto' = bf16 on CUDA (fp16 where bf16 is unsupported), fp32 on CPU")
+    init_from: str|None = _f(None, help='start from an earlier run: its folder, adapter, full model or checkpoint (local path or s3://)')
+    dpo_beta: float = _f(0.1, (0.0, 100.0), help="objective='dpo': strength of the KL penalty towards the reference model")
     lr: float|None = _f(None, (1e-8, 1.0), help='peak learning rate; None = 2e-4 for lora, 2e-5 for full')
     warmup_steps: int = _f(0, (0, 100_000), help='linear warm-up steps (must be <= max_steps)')
     lr_scheduler: str = _f('linear', choices=('linear', 'cosine', 'constant', 'constant_with_warmup'), help='decay after warm-up')
@@ -61,7 +65,7 @@ class TrainConfig:
     weight_decay: float = _f(0.0, (0.0, 1.0), help='AdamW weight decay')
     max_grad_norm: float = _f(1.0, (0.0, 1e6), help='gradient clipping (0 = off)')
     seed: int = _f(0, (0, 2**31 - 1), help='seed for init, data order and dropout')
-    bf16: bool|None = _f(None, choices=(None, True, False), help='bf16 autocast; None = on for CUDA with bf16, off on CPU')
+    bf16: bool|None = _f(None, choices=(None, True, False), help="shorthand: True = dtype 'bf16', False = dtype 'fp32'; None = follow dtype")
     gradient_checkpointing: bool|None = _f(None, choices=(None, True, False), help='None = off on CPU')
     trust_remote_code: bool = _f(False, choices=(True, False), help='allow model repos to run their own code')
     chat_template: str|None = _f(None, help='override the tokenizer chat template (jinja)')
@@ -75,7 +79,7 @@ class TrainConfig:
 
     def __post_init__(self): _validate(self)
 
-# %% ../../nbs/03b_config.ipynb #d5f4230f
+# %% ../../nbs/03b_config.ipynb #fca2d464
 def _check_field(f, v):
     md = f.metadata
     if md.get('choices') is not None and v not in md['choices']:
@@ -105,8 +109,21 @@ def _validate(c: TrainConfig):
         if isinstance(c.modules_to_save, tuple): c.modules_to_save = list(c.modules_to_save)
         if not _names_ok(c.modules_to_save, 'embeddings'):
             raise ValueError(f"TrainConfig.modules_to_save={c.modules_to_save!r}: must be 'embeddings' or a non-empty list of module names")
-        if c.method != 'lora':
-            raise ValueError(f"TrainConfig.modules_to_save={c.modules_to_save!r}: only applies to method='lora' (method='full' trains every module)")
+        if c.method == 'full':
+            raise ValueError(f"TrainConfig.modules_to_save={c.modules_to_save!r}: only applies to method='lora' or 'qlora' (method='full' trains every module)")
+    _validate_precision(c)
+
+def _validate_precision(c: TrainConfig):
+    "The precision, quantization and objective combinations."
+    if c.bf16 is not None and c.dtype != 'auto' and (c.dtype == 'bf16') != c.bf16:
+        raise ValueError(f"TrainConfig.bf16={c.bf16} contradicts TrainConfig.dtype={c.dtype!r}: set only one of them")
+    if c.method == 'qlora':
+        if c.device and not str(c.device).startswith('cuda'):
+            raise ValueError(f"TrainConfig.method='qlora' needs a CUDA GPU (bitsandbytes 4-bit NF4 base), but TrainConfig.device={c.device!r}; use method='lora' on CPU")
+        if c.dtype == 'fp32' or c.bf16 is False:
+            raise ValueError("TrainConfig.method='qlora' computes in half precision over the 4-bit base: TrainConfig.dtype must be 'auto', 'bf16' or 'fp16'")
+    if c.objective == 'dpo' and c.packing:
+        raise ValueError("TrainConfig.packing=True with objective='dpo': DPO batches pair chosen/rejected answers and are not packed here")
 
 # %% ../../nbs/03b_config.ipynb #db4b8e82
 @patch_to(TrainConfig, cls_method=True)
@@ -133,11 +150,11 @@ def update(self, **overrides) -> TrainConfig:
     "A copy with `overrides` applied (validated)."
     return TrainConfig.from_dict({**self.to_dict(), **overrides})
 
-# %% ../../nbs/03b_config.ipynb #742dd983
+# %% ../../nbs/03b_config.ipynb #53cb8747
 @patch_to(TrainConfig, as_prop=True)
 def resolved_lr(self) -> float:
-    "The peak learning rate: `lr`, else 2e-4 for LoRA and 2e-5 for full SFT."
-    return self.lr if self.lr is not None else (2e-4 if self.method == 'lora' else 2e-5)
+    "The peak learning rate: `lr`, else 2e-4 for LoRA and QLoRA, 2e-5 for full training."
+    return self.lr if self.lr is not None else (2e-5 if self.method == 'full' else 2e-4)
 
 @patch_to(TrainConfig)
 def grad_accum(self, world_size: int=1 # devices (processes) sharing each global batch

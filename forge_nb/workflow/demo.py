@@ -6,15 +6,18 @@ Docs: https://forge-nb.github.io/forge_nb/demo.html.md"""
 
 # %% ../../nbs/05a_demo.ipynb #a02cddd9
 from __future__ import annotations
-import json, time
+import json, os, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import pandas as pd
-from ..evaluation import evaluate, recommend, GeneralBenchmark, DomainQA
+from ..mixing import default_catalog
+from ..mixing.samples import CatalogUnavailable
+from ..mixing.decontam import eval_index
+from ..evaluation import evaluate, recommend, GeneralBenchmark, MMLU, IFEval, DomainQA
 from .pipeline import Recipe, workspace, synthetic_domain, prepare_domain, mix_for, fine_tune
 
 # %% auto #0
-__all__ = ['DemoConfig', 'DemoResult', 'run_demo']
+__all__ = ['DemoConfig', 'DemoResult', 'demo_tasks', 'demo_mix', 'run_demo']
 
 # %% ../../nbs/05a_demo.ipynb #5047605d
 @dataclass
@@ -24,13 +27,16 @@ class DemoConfig(Recipe):
     data: str | None = None               # your MedReason-shaped file; None = generate `n_domain` synthetic rows
     n_domain: int = 900                   # synthetic domain rows to generate (0.8 of them train)
     customer_data_percent: float = 50.0   # share of each batch from your data; the rest is general data
-    general_items: int = 30               # general-benchmark items per subject (6 subjects)
+    general_items: int = 30               # general-axis multiple-choice items per subject
+    ifeval_items: int = 20                # IFEval prompts on the general axis of a real model (0 = none)
+    mmlu_dir: str | None = None           # MMLU for a real model: a local copy; None = $FORGE_NB_MMLU_DIR, the repo's fixtures, else the hub
     domain_items: int = 90                # held-out domain records to score
     tracking_uri: str | None = None       # MLflow; None = sqlite store in the run folder
     seed: int = 0                         # seed for data, mix and training
     def __post_init__(self):
         super().__post_init__()
         if not 0 <= self.customer_data_percent <= 100: raise ValueError(f'customer_data_percent must be in [0, 100], got {self.customer_data_percent}')
+        if self.ifeval_items < 0: raise ValueError(f'ifeval_items must be >= 0, got {self.ifeval_items}')
         for k in ('n_domain', 'general_items', 'domain_items'):
             if getattr(self, k) < 1: raise ValueError(f'{k} must be >= 1, got {getattr(self, k)}')
     def trained_modules(self):
@@ -77,6 +83,38 @@ class DemoResult:
                 + f"\n\n**Advice**: {self.advice}\n\nMLflow: `{self.tracking_uri}`")
 
 # %% ../../nbs/05a_demo.ipynb #b4d25f19
+def _fixture(*parts):
+    "A fixture of the repository this package runs from (an editable install or a clone), else None."
+    p = Path(__file__).resolve().parents[2] / 'fixtures' / Path(*parts)
+    return p if p.exists() else None
+
+def _eval_sets(cfg):
+    "The MMLU folder and IFEval inputs a real model is scored on (None: the hub)."
+    return (cfg.mmlu_dir or os.environ.get('FORGE_NB_MMLU_DIR') or _fixture('mmlu'),
+            os.environ.get('FORGE_NB_IFEVAL_INPUTS') or _fixture('ifeval', 'input_data.jsonl'))
+
+def demo_tasks(cfg: DemoConfig, domain_test) -> list:
+    "Both axes: the synthetic general benchmark for the embedded model; real MMLU (+ IFEval) for any other; held-out domain QA."
+    if cfg.model is None: general = [GeneralBenchmark(cfg.general_items, seed=cfg.seed)]
+    else:
+        mmlu, ifeval = _eval_sets(cfg)
+        general = [MMLU(mmlu, limit=cfg.general_items)] + ([IFEval(ifeval, limit=cfg.ifeval_items, max_new_tokens=128)] if cfg.ifeval_items else [])
+    return general + [DomainQA(domain_test, limit=cfg.domain_items, scoring='loglik')]
+
+def demo_mix(cfg: DemoConfig, prep):
+    """The demo's mix. A real model's general data comes from the verified catalog, decontaminated against its evaluation sets;
+    offline without a cached sample, the synthetic samples stand in, and the demo says so."""
+    if cfg.model is None: return mix_for(prep.paths['train'], cfg, cfg.customer_data_percent, seed=cfg.seed)
+    mmlu, ifeval = _eval_sets(cfg)
+    kw = dict(decontaminate=eval_index(mmlu=mmlu, ifeval=ifeval), heldout=prep.paths['test'])
+    try: return mix_for(prep.paths['train'], cfg, cfg.customer_data_percent, seed=cfg.seed, **kw)
+    except CatalogUnavailable as e:
+        print(f'[forge_nb] WARNING: {e}\n[forge_nb] the demo goes on with the synthetic offline samples: fine to see the '
+              'workflow run, not to judge forgetting on a real model.', flush=True)
+        return mix_for(prep.paths['train'], cfg, cfg.customer_data_percent, seed=cfg.seed, catalog=default_catalog(), **kw)
+
+
+# %% ../../nbs/05a_demo.ipynb #1c2f8488
 def _stage(name, timings, t0):
     timings[name] = time.time() - t0
     print(f'[forge_nb] {name:<10} done in {timings[name]:5.1f} s', flush=True)
@@ -92,13 +130,12 @@ def run_demo(config: DemoConfig | None = None, **overrides) -> DemoResult:
     prep = prepare_domain(src, out / 'prepared', tokenizer=cfg.base_model, max_length=512, seed=cfg.seed)
     print(f"[forge_nb] prepared: read {prep.summary['read']}, kept {prep.summary['kept']}, rejected {prep.summary['rejected_total']}")
     t = _stage('prepare', timings, t)
-    mixed = mix_for(prep.paths['train'], cfg, cfg.customer_data_percent, seed=cfg.seed)
+    mixed = demo_mix(cfg, prep)
     mixed.save(out / 'mix')
     t = _stage('mix', timings, t)
     job = fine_tune(mixed, cfg, seed=cfg.seed, output_dir=out / 'train', tracking_uri=uri, experiment='forge_nb-demo', run_name=out.name)
     t = _stage('train', timings, t)
-    tasks = [GeneralBenchmark(cfg.general_items, seed=cfg.seed), DomainQA(prep.paths['test'], limit=cfg.domain_items, scoring='loglik')]
-    report = evaluate({'base': cfg.base_model, 'fine-tuned': job.model_path}, tasks, baseline='base', tracking_uri=uri)
+    report = evaluate({'base': cfg.base_model, 'fine-tuned': job.model_path}, demo_tasks(cfg, prep.paths['test']), baseline='base', tracking_uri=uri)
     advice = recommend(report, mixed.config)
     t = _stage('evaluate', timings, t)
     res = DemoResult(out, prep, mixed, job, report, advice, uri, timings)

@@ -78,10 +78,10 @@ def prepare_domain(source, out_dir, *, seed: int = 0, tokenizer=None, max_length
     return prepare(source, out, tokenizer=tokenizer, max_length=max_length, seed=seed)
 
 # %% ../../nbs/05_pipeline.ipynb #ca928a6e
-def mix_for(train_data, recipe: Recipe, customer_percent: float, seed: int = 0):
-    "The mix a recipe trains on: `customer_percent` of each batch from `train_data`, the rest general data by the default weights."
+def mix_for(train_data, recipe: Recipe, customer_percent: float, seed: int = 0, **mix_kw):
+    "The mix a recipe trains on: `customer_percent` of each batch from `train_data`, the rest general data (the catalog that fits the recipe's model)."
     return mix(train_data, MixConfig(customer_data_percent=customer_percent), n_examples=recipe.steps * recipe.global_batch_size,
-               batch_size=recipe.global_batch_size, seed=seed)
+               batch_size=recipe.global_batch_size, seed=seed, model=recipe.model, **mix_kw)
 
 def fine_tune(mixed, recipe: Recipe, *, seed: int, output_dir, tracking_uri: str | None = None, experiment: str = 'forge_nb',
               run_name: str | None = None, runtime='local', echo: bool = False, **train_kw):

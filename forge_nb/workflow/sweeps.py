@@ -253,6 +253,17 @@ def sweep(train_data, test_data, config: SweepConfig | None = None, *, out_dir=N
     parent.set_tags({'forge_nb.recommended': result.recommended}); parent.end()
     return result
 
+# %% ../../nbs/06_sweep.ipynb #767e705c
+@patch(cls_method=True)
+def load(cls:SweepResult, folder) -> SweepResult:
+    "A finished sweep read back from its folder (`runs.csv` and `sweep.json` as `sweep` wrote them)."
+    f = Path(folder)
+    if not (f / 'runs.csv').exists(): raise FileNotFoundError(f'{f}: no runs.csv (not a finished sweep folder)')
+    meta = json.loads((f / 'sweep.json').read_text()) if (f / 'sweep.json').exists() else {}
+    runs = pd.read_csv(f / 'runs.csv')
+    runs['customer_percent'] = runs.customer_percent.astype(float)
+    return cls(runs, f, None, meta.get('parent_run_id'))
+
 # %% ../../nbs/06_sweep.ipynb #dec32614
 DEMO_SWEEP = dict(method='lora', modules_to_save='embeddings', lr=2e-3)   # the forgetting demo's settings on the tiny model
 
