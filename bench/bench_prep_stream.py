@@ -12,13 +12,14 @@ from pathlib import Path
 for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1', TOKENIZERS_PARALLELISM='false').items(): os.environ.setdefault(k, v)
 
 def generate(path: Path, n: int, chunk=100_000):
-    "MedReason-shaped rows (`domain_rows`, one seed per chunk so ids differ), with ~1% exact copies, written chunk by chunk."
+    "MedReason-shaped rows (`domain_rows`, one seed per chunk; a case number makes each question distinct, as in real data), ~1% exact copies."
     from forge_nb.core.embedded import domain_rows
     import random
     tmp = path.with_suffix('.partial')
     with open(tmp, 'w', encoding='utf-8') as f:
         for s, start in enumerate(range(0, n, chunk)):
             rows, r = domain_rows(min(chunk, n - start), seed=s), random.Random(s)
+            for i, x in enumerate(rows): x['question'] = f"{x['question']} (case {start + i})"
             for i in r.sample(range(len(rows)), len(rows) // 100): rows[i] = dict(rows[r.randrange(len(rows))], id=rows[i]['id'])
             f.write(''.join(json.dumps(x, ensure_ascii=False) + '\n' for x in rows))
     os.replace(tmp, path)
@@ -53,7 +54,7 @@ def main():
     if a.child: return child(*a.child, None)
     if a.memory_child: return memory_child(a.memory_child[0], a.memory_child[1], int(a.memory_child[2]))
     d = Path(a.data_dir); d.mkdir(parents=True, exist_ok=True)
-    src = d/f'medreason_{a.rows}.jsonl'
+    src = d/f'medreason_v2_{a.rows}.jsonl'
     if not src.exists():
         t = time.perf_counter(); generate(src, a.rows); print(f'generated {a.rows} rows ({src.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f} s', flush=True)
     out = Path(tempfile.mkdtemp(prefix='bench_stream_out_', dir=d))

@@ -28,12 +28,36 @@ def test_request_validation():
     kw = dict(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out')
     with pytest.raises(ValueError, match='train_s3'): sagemaker_training_request(cfg, train_s3='s3://b/prefix/', **kw)
     with pytest.raises(ValueError, match='instance_type'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_type='ml.x.huge', **kw)
-    with pytest.raises(ValueError, match='instance_count'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_count=2, **kw)
+    with pytest.raises(ValueError, match='instance_count'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_count=0, **kw)
     with pytest.raises(ValueError, match='role_arn'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', **{**kw, 'role_arn': 'x'})
+    with pytest.raises(ValueError, match='code_s3'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', code_s3='s3://b/x.tar.gz', **kw)
+    with pytest.raises(ValueError, match='VPC'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', security_group_ids=['sg'], **kw)
     r = sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', eval_s3='s3://b/v.jsonl', instance_type='ml.g5.2xlarge', **kw)
-    assert r['AlgorithmSpecification']['ContainerEntrypoint'] == ['python', '-m', 'forge_nb.cli']
+    assert r['AlgorithmSpecification']['ContainerEntrypoint'] == ['python', '-m', 'forge_nb.cloud.entrypoint']
     assert [c['ChannelName'] for c in r['InputDataConfig']] == ['train', 'validation']
-    assert '/opt/ml/input/data/validation/v.jsonl' in r['AlgorithmSpecification']['ContainerArguments']
+    assert r['EnableManagedSpotTraining'] is False and 'MaxWaitTimeInSeconds' not in r['StoppingCondition'] and 'VpcConfig' not in r
+    r = sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', code_s3='s3://b/code/forge_nb-1-py3-none-any.whl', instance_type='ml.p5.48xlarge',
+                                   instance_count=4, spot=True, max_runtime_s=3600, max_wait_s=7200, subnets=['subnet-a'], security_group_ids=['sg-a'],
+                                   kms_key_id='arn:aws:kms:us-east-1:123456789012:key/k', encrypt_inter_node=True, **kw)
+    assert r['AlgorithmSpecification']['ContainerEntrypoint'][:2] == ['/bin/bash', '-c']
+    assert 'pip install --no-cache-dir --quiet /opt/ml/input/data/code/forge_nb-1-py3-none-any.whl && exec python -m forge_nb.cloud.entrypoint' in \
+           r['AlgorithmSpecification']['ContainerEntrypoint'][2]
+    assert [c['ChannelName'] for c in r['InputDataConfig']] == ['train', 'code'] and r['ResourceConfig']['InstanceCount'] == 4
+    assert r['StoppingCondition'] == {'MaxRuntimeInSeconds': 3600, 'MaxWaitTimeInSeconds': 7200} and r['EnableManagedSpotTraining']
+    assert r['VpcConfig'] == {'Subnets': ['subnet-a'], 'SecurityGroupIds': ['sg-a']} and r['EnableInterContainerTrafficEncryption']
+    assert r['OutputDataConfig']['KmsKeyId'] == r['ResourceConfig']['VolumeKmsKeyId'] == 'arn:aws:kms:us-east-1:123456789012:key/k'
+
+def test_image_table_and_preview():
+    from forge_nb.cloud.plan import training_image
+    assert training_image('eu-central-2') == '380420809688.dkr.ecr.eu-central-2.amazonaws.com/pytorch:2.13-cu133-amzn2023-sagemaker'
+    assert training_image('cn-north-1').endswith('.amazonaws.com.cn/pytorch:2.13-cu133-amzn2023-sagemaker')
+    with pytest.raises(ValueError, match='py313'): training_image('us-east-1', version='2.10', python='py312')
+    rt = SageMakerRuntime(role_arn=ROLE, s3_prefix='s3://b/medreason/lora-50', instance_type='ml.p5.48xlarge', instance_count=4, job_name='j')
+    p = rt.preview({'config': {}, 'train_data': '/local/mixed.jsonl'}, tokens=3.6e9, tokens_per_s_per_gpu=1000, startup_h=0)
+    assert (p.nodes, p.gpus, p.estimate['hours'], p.estimate['cost_usd']) == (4, 32, 31.25, round(31.25 * 4 * 113.07, 2))
+    assert p.command[:5] == ['torchrun', '--nnodes=4', '--nproc_per_node=8', '--node_rank=0', '--master_addr=algo-1']
+    assert p.request['InputDataConfig'][0]['DataSource']['S3DataSource']['S3Uri'] == 's3://b/medreason/lora-50/data/mixed.jsonl'
+    assert 'cost      $14,133.75 on demand' in p.summary()
 
 @pytest.mark.parametrize('with_defaults', [True, False])
 def test_hyperparameters_round_trip_through_run_spec(tmp_path, with_defaults):
@@ -109,20 +133,27 @@ def test_logs_read_backwards_from_the_end(aws):
     assert [e['message'] for e in tail_events(cw, g, s, tail=120, page=100)] == [f'm{i}' for i in range(130, 250)]
 
 def test_runtime_plan_and_submit(aws):
-    rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out', instance_type='ml.g5.2xlarge', job_name='forge-rt')
+    import boto3
+    boto3.client('s3').create_bucket(Bucket='forge-b')
+    rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, s3_prefix='s3://forge-b/proj/run-1', instance_type='ml.g5.2xlarge', job_name='forge-rt')
     spec = {'config': TrainConfig(max_steps=5).to_dict(), 'train_data': 's3://b/d/train.jsonl', 'eval_data': None,
             'output_dir': '/runs/x', 'defaults': TrainConfig().to_dict()}
     req = rt.plan(spec)
     assert req['TrainingJobName'] == 'forge-rt' and req['HyperParameters'] == {'max_steps': '5', 'track': 'false'}
+    assert req['OutputDataConfig']['S3OutputPath'] == 's3://forge-b/proj/run-1/output/' and {t['Key'] for t in req['Tags']} == {'forge-nb:project', 'forge-nb:run'}
     job = rt.submit(spec)
     assert job.name == 'forge-rt' and job.status() == 'completed'
-    with pytest.raises(ValueError, match='train_s3'): rt.plan({**spec, 'train_data': '/local/train.jsonl'})
+    with pytest.raises(ValueError, match='s3_prefix'): SageMakerRuntime(role_arn=ROLE, s3_prefix='/local')
 
 def test_train_dispatches_to_a_runtime_object(aws, tmp_path):
-    "train() hands its spec to any runtime object (here SageMaker via moto), without the trainer importing the cloud package."
+    "train() hands its spec to any runtime object (here SageMaker via moto), without the trainer importing the cloud package; local data is staged."
+    import boto3
     from forge_nb.training import train
-    rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out', job_name='forge-train-rt')
-    dr = train(TrainConfig(max_steps=3, output_dir=str(tmp_path / 'r')), 's3://b/d/train.jsonl', runtime=rt, dry_run=True)
+    boto3.client('s3').create_bucket(Bucket='forge-b')
+    rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, s3_prefix='s3://forge-b/proj/run-1', job_name='forge-train-rt')
+    data = write_records(demo_records(16), tmp_path / 'mixed.jsonl')
+    dr = train(TrainConfig(max_steps=3, output_dir=str(tmp_path / 'r')), data, runtime=rt, dry_run=True)
     assert dr.plan['TrainingJobName'] == 'forge-train-rt' and dr.plan['HyperParameters']['max_steps'] == '3'
-    job = train(TrainConfig(max_steps=3, output_dir=str(tmp_path / 'r')), 's3://b/d/train.jsonl', runtime=rt)
+    job = train(TrainConfig(max_steps=3, output_dir=str(tmp_path / 'r')), data, runtime=rt)
     assert isinstance(job, SageMakerTrainingJob) and job.status() == 'completed'
+    assert boto3.client('s3').head_object(Bucket='forge-b', Key='proj/run-1/data/mixed.jsonl')['ContentLength'] == data.stat().st_size

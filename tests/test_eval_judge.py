@@ -1,5 +1,5 @@
 "LLM-as-judge: swap logic, the OpenAI-compatible backend against a local HTTP server, Bedrock request shape (Stubber), a local HF judge."
-import json, re, threading
+import json, math, re, threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from forge_nb.evaluation.judge import (BedrockJudge, HFJudge, JudgeBackend, LLMJudge, OpenAIJudge, build_converse_request, judge_pairwise,
@@ -93,11 +93,29 @@ def test_local_hf_judge_and_llmjudge_task(server):
     replies = hf.complete([('You are a judge.', 'Rate: 2+2=4. Rating: [[n]]')], max_tokens=8)
     assert len(replies) == 1 and isinstance(replies[0], str)
     recs = [{'messages': [{'role': 'user', 'content': 'Capital of France?'}, {'role': 'assistant', 'content': 'Paris'}]}] * 2
+    # the tiny model is no judge: its greedy reply carries no [[rating]], so nothing is rated and the score is undefined
     pw = judge_pointwise(hf, ['Capital of France?'], ['Paris'], max_tokens=8)
-    assert 0 <= pw['parse_rate'] <= 1 and len(pw['details']) == 1
+    assert pw['parse_rate'] == 0.0 and pw['details'][0]['rating'] is None and math.isnan(pw['score']) and math.isnan(pw['score_norm'])
     task = LLMJudge(recs, OpenAIJudge(server, 'j'), max_new_tokens=6)
     r = task.run(model, tok)
-    assert r.axis == 'judge' and r.headline == 'score_norm' and r.metrics['win_rate'] == 0.5 and r.n == 2
+    # the scripted judge rates 2 without 'Paris': the tiny model names its own synthetic capital
+    assert all('Paris' not in d['answer'] for d in r.details) and [d['rating'] for d in r.details] == [2, 2]
+    assert r.axis == 'judge' and r.headline == 'score_norm' and r.n == 2
+    assert r.metrics == {'score': 2.0, 'score_norm': 0.25, 'parse_rate': 1.0, 'win_rate': 0.5}
     other = TaskResult('judge', 'judge', dict(r.metrics), 'score_norm', details=[{'answer': 'Paris'}, {'answer': 'Paris!'}])
-    cmp = task.compare(r, other)
-    assert cmp['win'] + cmp['tie'] + cmp['loss'] == 2 and 0 <= cmp['win_rate'] <= 1
+    # 'Paris' beats the tiny model's answer in both orders, for both questions
+    assert task.compare(r, other) == {'win_rate': 1.0, 'win': 2, 'tie': 0, 'loss': 0, 'consistency': 1.0}
+    assert task.compare(other, r) == {'win_rate': 0.0, 'win': 0, 'tie': 0, 'loss': 2, 'consistency': 1.0}
+
+def test_unparseable_replies_lower_parse_rate_and_are_not_scored():
+    class Scripted(JudgeBackend):
+        "Replies from a script, in order: what an unreliable judge says."
+        def __init__(self, replies): self.replies = list(replies)
+        def complete(self, prompts, *, max_tokens=256): return [self.replies.pop(0) for _ in prompts]
+    p = judge_pointwise(Scripted(['Rating: [[4]]', 'I cannot decide.', 'Rating: [[2]]', '[[7]]']), ['q'] * 4, ['a'] * 4)
+    assert [d['rating'] for d in p['details']] == [4, None, 2, None]
+    assert (p['score'], p['score_norm'], p['parse_rate']) == (3.0, 0.5, 0.5)
+    # forward verdicts (A = baseline): B, ?, A; swapped (A = candidate): A, A, ?
+    r = judge_pairwise(Scripted(['[[B]]', 'hmm', '[[A]]', '[[A]]', '[[A]]', 'no idea']), ['q'] * 3, ['base'] * 3, ['cand'] * 3)
+    assert [(d['verdict_forward'], d['verdict_swapped'], d['outcome']) for d in r['details']] == [('B', 'B', 'win'), (None, 'B', 'tie'), ('A', None, 'tie')]
+    assert (r['win'], r['tie'], r['loss'], r['win_rate'], r['consistency'], r['parse_rate']) == (1, 2, 0, 2 / 3, 1.0, 4 / 6)

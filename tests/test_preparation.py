@@ -241,6 +241,10 @@ def test_prepare_passes_filter_options(tmp_path):
     rows = domain_rows(50)
     res = prepare(rows, tmp_path/'o', near_dup=0.9, max_chars=120, on_error='reject')
     assert set(res.summary['rejected']) <= {'near_duplicate', 'duplicate', 'too_many_chars'} and res.balanced
+    text = lambda r: '\n'.join(m['content'] for m in r['messages'])
+    long = sum(len(text(c)) > 120 for c in to_chat(rows)[0].to_pylist())   # an independent count of the rows over the limit
+    assert long > 0 and res.summary['rejected']['too_many_chars'] == long
+    assert all(len(text(r)) <= 120 for k in ('train', 'validation', 'test') for r in res.records(k))
     with pytest.raises(TypeError, match='filter options are'): prepare(rows, tmp_path/'o', bogus=1)
 
 # ---------------------------------------------------------------- split and save

@@ -50,5 +50,9 @@ def test_prepare_s3_to_s3_and_read_back(s3, tmp_path):
     assert len(train) == res.summary['kept']['train'] and train[0]['messages'][-1]['role'] == 'assistant'
     assert read_records(res.paths['rejects'])[0]['file'] == 's3://data/in/med.jsonl'
     pq_ = prepare('s3://data/in/', 's3://data/prepared/pq', out_format='parquet', on_error='reject')
-    assert read_records(pq_.paths['test']) == [r for r in read_records(pq_.paths['test'])]
-    assert sorted(r['id'] for r in read_records(pq_.paths['train'])) == sorted(r['id'] for r in train)
+    assert pq_.paths['test'] == 's3://data/prepared/pq/test.parquet'
+    # the same rows and seed from the prefix: every split holds the same records as the JSONL run, in the same order
+    for k in ('train', 'validation', 'test'):
+        assert read_records(pq_.paths[k]) == read_records(res.paths[k]) and len(read_records(pq_.paths[k])) == res.summary['kept'][k]
+    ids = {k: {r['id'] for r in read_records(pq_.paths[k])} for k in ('train', 'validation', 'test')}
+    assert not (ids['train'] & ids['test']) and sum(map(len, ids.values())) == 50 == len({r['id'] for r in rows})

@@ -77,6 +77,7 @@ def _list_body(a) -> pa.Array:
     else: items = pc.fill_null(_enc(vals), 'null')
     return pc.binary_join(type(a).from_arrays(a.offsets, items), ', ')
 
+# %% ../../nbs/00d_records.ipynb #f13bee57
 def _kv(a, name, field=None) -> pa.Array:
     "`\"name\": <JSON value>` per row (null where the value is null), built in as few passes as possible."
     a = a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a

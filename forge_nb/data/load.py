@@ -14,7 +14,7 @@ import pyarrow as pa, pyarrow.compute as pc, pyarrow.json as pj, pyarrow.csv as 
 from ..core.storage import is_s3 as _is_s3, s3_client, split_s3_uri, download_uri
 
 # %% auto #0
-__all__ = ['FORMATS', 'LoadError', 'file_format', 'list_files', 'table_from_rows', 'read_file', 'py_rows', 'Table', 'md_table',
+__all__ = ['FORMATS', 'LoadError', 'file_format', 'list_files', 'table_from_rows', 'py_rows', 'read_file', 'Table', 'md_table',
            'show', 'load_hf', 'load', 'iter_batches']
 
 # %% ../../nbs/01a_load.ipynb #2175e7cc
@@ -97,6 +97,16 @@ def table_from_rows(rows: list[dict]) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError): arr, meta = _json_text_col(vals)
         fields.append(pa.field(k, arr.type, metadata=meta)); cols.append(arr)
     return pa.Table.from_arrays(cols, schema=pa.schema(fields)) if names else pa.table({})
+
+def py_rows(t: pa.Table) -> list[dict]:
+    "Rows of `t` as dicts (without provenance), with the values of JSON-text columns (mixed types) decoded back to what they were."
+    t = t.drop_columns([c for c in ('_file', '_line') if c in t.column_names])
+    rows, js = t.to_pylist(), [f.name for f in t.schema if f.metadata and f.metadata.get(b'forge_nb.json')]
+    for r in rows:
+        for k in js:
+            if r[k] is not None: r[k] = json.loads(r[k])
+    return rows
+
 
 # %% ../../nbs/01a_load.ipynb #15482d79
 def _decode_lines(data: bytes, name, on_error, rejects, start=1):
@@ -225,15 +235,6 @@ def _with_provenance(t, name, lines):
     return t.append_column('_file', files).append_column('_line', pa.array(np.asarray(lines, np.int64)))
 
 # %% ../../nbs/01a_load.ipynb #c24c9240
-def py_rows(t: pa.Table) -> list[dict]:
-    "Rows of `t` as dicts (without provenance), with the values of JSON-text columns (mixed types) decoded back to what they were."
-    t = t.drop_columns([c for c in ('_file', '_line') if c in t.column_names])
-    rows, js = t.to_pylist(), [f.name for f in t.schema if f.metadata and f.metadata.get(b'forge_nb.json')]
-    for r in rows:
-        for k in js:
-            if r[k] is not None: r[k] = json.loads(r[k])
-    return rows
-
 class Table:
     "Rows as an Arrow table (with `_file`/`_line` provenance), the rejects met while reading, and a preview."
     def __init__(self, table: pa.Table, rejects=None, files=None, counts=None):

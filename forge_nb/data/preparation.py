@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .load import Table, LoadError, load, md_table, show
 from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, _col, CANONICAL, FORMATS_OUT
-from ..core.records import write_lines, write_table, encode_jsonl, read_records, _str
+from ..core.records import write_lines, write_table, encode_jsonl, read_records, write_records, _str
 from ..core.models import load_tokenizer
 from ..core.storage import upload_path
 from .validate import validate, ValidationError, ValidationReport
@@ -81,7 +81,11 @@ def _tokenizer(tok, chat_template=None):
     if tok is None:
         if chat_template: raise ValueError('chat_template needs a tokenizer (pass tokenizer=<path, hub id or tokenizer>)')
         return None
-    if isinstance(tok, (str, os.PathLike)): return load_tokenizer(tok, chat_template=chat_template)
+    if isinstance(tok, (str, os.PathLike)):
+        try: return load_tokenizer(tok, chat_template=chat_template)
+        except Exception as e:
+            raise ValueError(f"tokenizer {str(tok)!r} could not be loaded ({type(e).__name__}: {str(e)[:300]}); pass a local tokenizer "
+                             "folder, a hub id (online or cached) or a tokenizer object") from None
     if chat_template and getattr(tok, 'chat_template', None) != chat_template:
         tok = copy.copy(tok); tok.chat_template = chat_template   # the caller's tokenizer keeps its own template
     return tok
@@ -112,6 +116,8 @@ def _check_source(source, out_dir):
     if not isinstance(source, ok) and not type(source).__module__.startswith('datasets'):
         _bad('source', 'a path, folder, glob, s3:// URI, HF id, Dataset, DataFrame, Arrow table or list of dicts', source, TypeError)
     if isinstance(source, str) and not source.strip(): _bad('source', 'a non-empty path or URI', source)
+    if isinstance(source, (list, tuple)) and not (all(isinstance(r, dict) for r in source) or all(isinstance(r, ok[:2] + ok[4:]) for r in source)):
+        _bad('source', 'a list of dicts (records) or a list of sources (paths, tables)', [type(r).__name__ for r in source][:5], TypeError)
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir).strip(): _bad('out_dir', 'a folder path or s3:// prefix', out_dir, TypeError)
 
 def _check_args(a: dict) -> FilterConfig:
@@ -125,6 +131,7 @@ def _check_args(a: dict) -> FilterConfig:
     for k in ('chat_template', 'system_prompt', 'stratify', 'split', 'config', 'revision'):
         if a[k] is not None and not isinstance(a[k], str): _bad(k, 'a string or None', a[k], TypeError)
     _check_int('seed', a['seed'], 0, none_ok=False); _check_int('max_length', a['max_length'], 1)
+    if a['seed'] >= 2 ** 63: _bad('seed', 'an integer >= 0 and < 2**63', a['seed'])
     _check_int('min_rows', a['min_rows'], 0); _check_int('length_sample', a['length_sample'], 1)
     _check_splits(a['splits'])
     cm = a['column_map']
@@ -135,6 +142,7 @@ def _check_args(a: dict) -> FilterConfig:
     if tok is not None and not isinstance(tok, (str, os.PathLike)) and not callable(getattr(tok, 'encode', None)):
         _bad('tokenizer', 'None, a path or hub id, or a tokenizer object (with .encode)', tok, TypeError)
     if a['render'] and tok is None: _bad('render', 'False without a tokenizer (rendering needs its chat template)', True)
+    if a['max_length'] is not None and tok is None: _bad('max_length', 'None without a tokenizer (lengths are counted in tokens)', a['max_length'])
     if a['stratify'] is not None and a['stream'] is True: _bad('stratify', 'None with stream=True (hash splits keep group shares in expectation)', a['stratify'])
     try: fcfg = FilterConfig(**a['filters'])
     except TypeError as e: raise TypeError(f"{e}; filter options are {list(FilterConfig.__dataclass_fields__)}") from None

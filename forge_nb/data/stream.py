@@ -16,7 +16,7 @@ from .load import Table, LoadError, load, list_files, file_format, read_file, _p
 # %% auto #0
 __all__ = ['iter_tables', 'key_hashes', 'SeenHashes', 'hash_splits', 'AtomicFiles', 'prefetch']
 
-# %% ../../nbs/01e_stream.ipynb #e6bdf691
+# %% ../../nbs/01e_stream.ipynb #e2e76723
 def _jsonl_blocks(path, name, on_error, block_bytes):
     "`Table`s of consecutive lines of a JSONL file, `block_bytes` at a time, with their line numbers and rejects."
     start, rest, n = 1, b'', 0
@@ -35,9 +35,10 @@ def _jsonl_blocks(path, name, on_error, block_bytes):
             if not chunk: break
     if not n:
         rejects = []; _fail(on_error, _reject('empty_file', name, 0, 'the file is empty'), rejects)
-        yield Table(pa.table({}), rejects, [name])
+        yield Table(_with_provenance(pa.table({}), name, []), rejects, [name])
 
 def _slices(t: Table, batch_rows):
+    if '_file' not in t.table.column_names: t = Table(_with_provenance(t.table, (t.files or ['<data>'])[0], []), t.rejects, t.files)
     for i in range(0, max(len(t), 1), batch_rows):
         yield Table(t.table.slice(i, batch_rows), t.rejects if i == 0 else [], t.files)
 
@@ -59,7 +60,7 @@ def iter_tables(source, *, block_bytes:int=16 << 20, batch_rows:int=65_536, on_e
                 t, rej = read_file(f, name, on_error)
                 yield from _slices(Table(t, rej, [name]), batch_rows)
 
-# %% ../../nbs/01e_stream.ipynb #6704d3ce
+# %% ../../nbs/01e_stream.ipynb #7d96ad45
 def key_hashes(keys) -> np.ndarray:
     "A 128-bit BLAKE2b hash of each string as an `(n, 2)` uint64 array (a null hashes like '')."
     s = pc.fill_null(_str(keys), '')
@@ -86,6 +87,7 @@ class SeenHashes:
         return out
     def add(self, h: np.ndarray, where: np.ndarray):
         "Add hashes that are not in the set yet, with their `where` (an int64 each)."
+        if not len(h): return
         o = np.argsort(h[:, 0], kind='stable'); self.runs.append((h[o, 0].copy(), h[o, 1].copy(), np.asarray(where, np.int64)[o]))
         while len(self.runs) > 1 and len(self.runs[-2][0]) <= len(self.runs[-1][0]):
             b, a = self.runs.pop(), self.runs.pop()

@@ -14,8 +14,8 @@ from ..core.records import _str, _fld, _string_bytes, join_skip, encode_jsonl
 from .load import Table, LoadError, load, md_table, py_rows
 
 # %% auto #0
-__all__ = ['CANONICAL', 'MSG_TYPE', 'TEXT_FIELDS', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'CHAT_MARKERS', 'FORMATS_OUT',
-           'resolve_columns', 'chat_array', 'format_options', 'answer_letters', 'text_values', 'text_column', 'to_chat',
+__all__ = ['CANONICAL', 'MSG_TYPE', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'CHAT_MARKERS', 'FORMATS_OUT', 'resolve_columns',
+           'chat_array', 'format_options', 'answer_letters', 'text_values', 'text_column', 'to_chat',
            'tokenizer_special_tokens', 'reserved_tokens', 'SanitizeConfig', 'may_contain', 'sanitize_array', 'sanitize',
            'render_chats', 'to_format']
 
@@ -28,10 +28,11 @@ def resolve_columns(columns, column_map=None) -> tuple[str, dict]:
     cmap = {_ALIASES.get(k, k): v for k, v in (column_map or {}).items()}
     bad = [k for k in cmap if k not in CANONICAL]
     if bad: raise ValueError(f"column_map keys must be among {CANONICAL} (or {list(_ALIASES)}), not {bad}")
+    if not all(isinstance(v, str) for v in cmap.values()): raise TypeError(f"column_map values must be column names (text), not {list(cmap.values())}")
     cols = {k: cmap.get(k, k) for k in CANONICAL}
     have = {k: v for k, v in cols.items() if v in columns}
     for k, v in cmap.items():
-        if v not in columns: raise LoadError(f"missing column {v!r} (mapped to {k!r}); the data has {sorted(columns)}")
+        if v not in columns: raise LoadError(f"column_map: missing column {v!r} (mapped to {k!r}); the data has {sorted(columns)}")
     if 'messages' in have: kind, need = 'chat', ['messages']
     elif 'question' in have or 'answer' in have: kind, need = 'qa', ['question', 'answer']
     elif 'prompt' in have or 'completion' in have: kind, need = 'prompt_completion', ['prompt', 'completion']
@@ -132,8 +133,6 @@ def _prepend_rows(msgs, sys):
     return pa.ListArray.from_arrays(pa.array(new_off.astype(np.int32)), pc.take(both, pa.array(src)))
 
 # %% ../../nbs/01b_transform.ipynb #7a1aceaa
-TEXT_FIELDS = ('text', 'question', 'answer', 'prompt', 'completion', 'system', 'reasoning')
-
 def _kind(v) -> str: return {bool: 'a boolean', list: 'a list', dict: 'an object', str: 'text'}.get(type(v), f'a {type(v).__name__}')
 
 def _number_text(v) -> str | None:

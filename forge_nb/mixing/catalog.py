@@ -74,23 +74,25 @@ class Source:
         if self.hf_id: return self.hf_id + (f':{self.config}' if self.config else '') + f'[{self.split}]'
         return f'{self.kind}:{self.category}'
 
-    def to_record(self, row: dict) -> dict:
-        "One raw row as a canonical chat record (`messages`, `category`, `origin`)."
-        c = self.columns
-        if 'messages' in c and isinstance(row.get(c['messages']), (list, str)):
-            v = row[c['messages']]
-            msgs = [{'role': 'user', 'content': v}] if isinstance(v, str) else [{'role': m['role'], 'content': _content(m)} for m in v]
-            if 'response' in c: msgs.append({'role': 'assistant', 'content': str(_field(row, c['response']))})
-        elif 'conversations' in c:
-            msgs = [{'role': _ROLES.get(t.get('from', t.get('role')), 'user'), 'content': t.get('value', t.get('content'))}
-                    for t in row[c['conversations']]]
-        elif 'prompt' in c and 'response' in c:
-            msgs = [{'role': 'user', 'content': str(_field(row, c['prompt']))},
-                    {'role': 'assistant', 'content': str(_field(row, c['response']))}]
-        else:
-            raise KeyError(f"{self}: row has no usable columns for spec {c}; row keys: {sorted(row)}")
-        if c.get('system'): msgs.insert(0, {'role': 'system', 'content': str(_field(row, c['system']))})
-        return {'messages': msgs, 'category': self.category, 'origin': str(self)}
+# %% ../../nbs/02a_catalog.ipynb #29dc5a0d
+@patch
+def to_record(self: Source, row: dict) -> dict:
+    "One raw row as a canonical chat record (`messages`, `category`, `origin`)."
+    c = self.columns
+    if 'messages' in c and isinstance(row.get(c['messages']), (list, str)):
+        v = row[c['messages']]
+        msgs = [{'role': 'user', 'content': v}] if isinstance(v, str) else [{'role': m['role'], 'content': _content(m)} for m in v]
+        if 'response' in c: msgs.append({'role': 'assistant', 'content': str(_field(row, c['response']))})
+    elif 'conversations' in c:
+        msgs = [{'role': _ROLES.get(t.get('from', t.get('role')), 'user'), 'content': t.get('value', t.get('content'))}
+                for t in row[c['conversations']]]
+    elif 'prompt' in c and 'response' in c:
+        msgs = [{'role': 'user', 'content': str(_field(row, c['prompt']))},
+                {'role': 'assistant', 'content': str(_field(row, c['response']))}]
+    else:
+        raise KeyError(f"{self}: row has no usable columns for spec {c}; row keys: {sorted(row)}")
+    if c.get('system'): msgs.insert(0, {'role': 'system', 'content': str(_field(row, c['system']))})
+    return {'messages': msgs, 'category': self.category, 'origin': str(self)}
 
 # %% ../../nbs/02a_catalog.ipynb #e1464773
 @patch

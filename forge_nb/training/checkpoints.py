@@ -29,13 +29,14 @@ def barrier(world: int # processes in the job; 1 = nothing to wait for
     "Wait for every rank (a no-op in a single process)."
     if world > 1: torch.distributed.barrier()
 
-# %% ../../nbs/03f_checkpoints.ipynb #23560340
+# %% ../../nbs/03f_checkpoints.ipynb #7691ea36
 def save_checkpoint(out, # the run folder
                     step: int, # optimizer steps done
                     model, opt, sched, # what to save (the model may be DDP-wrapped)
                     rank: int=0, world: int=1, # this process and the job's size
                     is_lora: bool=False, # also write the peft adapter
-                    limit: int|None=None # checkpoints kept (oldest removed); None = all
+                    limit: int|None=None, # checkpoints kept (oldest removed); None = all
+                    scaler=None # fp16's GradScaler (its scale is part of the state)
                    ) -> Path:
     "Write checkpoint `step` atomically and return its folder."
     ck = Path(out, 'checkpoints'); tmp = ck / f'.tmp-step-{step:06d}'; final = ck / f'step-{step:06d}'
@@ -47,7 +48,8 @@ def save_checkpoint(out, # the run folder
     if rank == 0:
         m = unwrap(model)
         torch.save({n: p.detach().cpu().clone() for n, p in m.named_parameters() if p.requires_grad}, tmp / 'trainable.pt')
-        torch.save({'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step}, tmp / 'state.pt')
+        torch.save({'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
+                    'scaler': scaler.state_dict() if scaler is not None else None}, tmp / 'state.pt')
         if is_lora: m.save_pretrained(tmp / 'adapter')
         write_json(tmp / 'checkpoint.json', {'step': step, 'time': now_iso()})
     barrier(world)
@@ -58,10 +60,11 @@ def save_checkpoint(out, # the run folder
     barrier(world)
     return final
 
-# %% ../../nbs/03f_checkpoints.ipynb #8e3e2772
+# %% ../../nbs/03f_checkpoints.ipynb #28477200
 def load_checkpoint(ck, # a checkpoint folder (`checkpoints(out)[-1]` to resume)
                     model, opt, sched, # freshly built, same structure as when saved
-                    rank: int=0 # this process (its own RNG states are restored)
+                    rank: int=0, # this process (its own RNG states are restored)
+                    scaler=None # fp16's GradScaler, restored when the checkpoint holds its state
                    ) -> int:
     "Restore weights, optimizer, scheduler and RNG from `ck`; returns its step."
     m = unwrap(model)
@@ -70,6 +73,7 @@ def load_checkpoint(ck, # a checkpoint folder (`checkpoints(out)[-1]` to resume)
         for n, t in torch.load(ck / 'trainable.pt', map_location='cpu').items(): params[n].copy_(t)
     st = torch.load(ck / 'state.pt', map_location='cpu', weights_only=False)
     opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
+    if scaler is not None and st.get('scaler'): scaler.load_state_dict(st['scaler'])
     rng_f = ck / f'rng-{rank}.pt'
     if rng_f.exists():
         rng = torch.load(rng_f, weights_only=False); torch.set_rng_state(rng['cpu'])
