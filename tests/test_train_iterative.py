@@ -77,5 +77,5 @@ def test_merge_adapter_gives_a_plain_folder_with_equal_logits(first, tmp_path):
     plain = AutoModelForCausalLM.from_pretrained(out).eval()
     peft_model, tok = load_model(first.model_path)
     x = tok.apply_chat_template([{'role': 'user', 'content': 'What is 2 + 3?'}], add_generation_prompt=True, return_tensors='pt', return_dict=True)
-    with torch.no_grad(): torch.testing.assert_close(plain(**x).logits, peft_model(**x).logits, atol=1e-5, rtol=1e-5)
+    with torch.no_grad(): torch.testing.assert_close(plain(**x).logits, peft_model(**x).logits, atol=1e-4, rtol=1e-4)
     assert AutoModelForCausalLM.from_pretrained(merge_adapter(first.output_dir, tmp_path / 'bf16', dtype='bf16')).dtype == torch.bfloat16
