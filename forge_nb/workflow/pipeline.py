@@ -13,7 +13,7 @@ from ..core.env import run_dir, offline
 from ..core.tracking import tracking_uri
 from ..core.embedded import tiny_model_path, domain_rows
 from ..core.records import write_records
-from ..data.preparation import prepare
+from ..data.preparation import prepare, PrepResult
 from ..mixing import MixConfig, mix
 from ..training import TrainConfig, train
 
@@ -72,9 +72,9 @@ def synthetic_domain(path, n: int = 900, seed: int = 0) -> Path:
 def prepare_domain(source, out_dir, *, seed: int = 0, tokenizer=None, max_length: int | None = None, reuse: bool = False):
     "Prepare `source` into `out_dir` (train/validation/test); with `reuse`, an earlier preparation there is returned as it is."
     out = Path(out_dir)
-    if reuse and (out / 'summary.json').exists():
-        from types import SimpleNamespace
-        return SimpleNamespace(paths={k: out / f'{k}.jsonl' for k in ('train', 'validation', 'test')}, out_dir=out)
+    if reuse and (out / 'summary.json').exists():   # written last: a complete preparation
+        s = json.loads((out / 'summary.json').read_text())
+        return PrepResult(s.pop('paths'), s)
     return prepare(source, out, tokenizer=tokenizer, max_length=max_length, seed=seed)
 
 # %% ../../nbs/05_pipeline.ipynb #ca928a6e
