@@ -8,7 +8,6 @@ Docs: https://forge-nb.github.io/forge_nb/models.html.md"""
 from __future__ import annotations
 import importlib.util, json, os
 from pathlib import Path
-import torch
 from .embedded import tiny_model_path
 
 # %% auto #0
@@ -35,7 +34,7 @@ def resolve_alias(name, gguf_file: str|None=None) -> tuple:
     if not isinstance(name, str) or name not in MODEL_ALIASES: return name, gguf_file
     out = cache_dir() / 'models' / name
     if not (out / 'config.json').exists():
-        from transformers import AutoModelForCausalLM, AutoTokenizer   # lazy: heavy optional dependency
+        import torch; from transformers import AutoModelForCausalLM, AutoTokenizer   # lazy: heavy optional dependency
         src, fname = _alias_gguf(name)
         tmp = out.with_name(f'.{name}.{os.getpid()}.tmp')
         m = AutoModelForCausalLM.from_pretrained(src, gguf_file=fname, dtype=torch.float32)
@@ -65,6 +64,7 @@ def model_ref(m) -> str:
 
 def default_device() -> str:
     "`cuda` when a GPU is visible, else `cpu`."
+    import torch   # lazy: heavy optional dependency (the data stage imports this module and never needs torch)
     return 'cuda' if torch.cuda.is_available() else 'cpu'
 
 def load_tokenizer(path_or_id=None, *, chat_template: str|None=None, gguf_file: str|None=None, trust_remote_code: bool=False):
@@ -80,7 +80,7 @@ def load_tokenizer(path_or_id=None, *, chat_template: str|None=None, gguf_file: 
 def load_model(path_or_id=None, *, dtype=None, device: str|None=None, merge: bool=False, trust_remote_code: bool=False,
                attn_implementation: str|None=None, gguf_file: str|None=None, chat_template: str|None=None):
     "(model, tokenizer) for a base model folder/hub id or a LoRA adapter folder (base from adapter_config.json)."
-    from transformers import AutoModelForCausalLM   # lazy: heavy optional dependency
+    import torch; from transformers import AutoModelForCausalLM   # lazy: heavy optional dependency
     path_or_id, gguf_file = resolve_alias(path_or_id, gguf_file)
     ref = model_ref(path_or_id)
     if gguf_file is None and not _is_adapter(ref): gguf_file = _gguf_only(ref)   # a folder that holds only a GGUF file
