@@ -260,3 +260,11 @@ def test_star_import_includes_lazy_names():
     ns = {}
     exec('from forge_nb.mixing import *', ns)
     assert {'mix', 'MixResult', 'MixConfig', 'get_config', 'set_config'} <= set(ns)
+
+def test_text_records_mix_for_continued_pretraining():
+    "CPT data (`text` records) mixes like chat data: exact shares, customer rows unchanged, token counts over all the text."
+    docs = [{'text': f'Document {i}: ' + 'word ' * (i % 7 + 3)} for i in range(40)]
+    m = mix(docs, MixConfig(50), n_examples=64, batch_size=16)
+    cust = [r for r in m.records if r['source'] == 'customer']
+    assert len(cust) == 32 and all(r['text'] in {d['text'] for d in docs} for r in cust)
+    assert trainable_tokens({'text': 'a b c'}) == 4 and trainable_tokens(docs[0]) == len(docs[0]['text'].split()) + 1 + 1

@@ -220,12 +220,14 @@ def _assign_tokens(names, w, sizes, lengths, n, seed, on_exhausted):
 _TOK_RE = re.compile(r"\w+|[^\w\s]")
 
 def trainable_tokens(record: dict, tokenizer=None) -> int:
-    "Tokens the loss trains on in a chat record: assistant contents (+1 end-of-turn each); approximate without a tokenizer."
+    "Tokens the loss trains on: a chat record's assistant contents (+1 end-of-turn each), all of a `text` record (+1 end of text); approximate without a tokenizer."
+    count = lambda c: len(tokenizer(c, add_special_tokens=False)['input_ids']) if tokenizer is not None else len(_TOK_RE.findall(c))
+    if isinstance(record.get('text'), str) and 'messages' not in record: return count(record['text']) + 1
     n = 0
     for m in record.get('messages', []):
         if m.get('role') != 'assistant': continue
         c = m.get('content') or ''
-        n += (len(tokenizer(c, add_special_tokens=False)['input_ids']) if tokenizer is not None else len(_TOK_RE.findall(c))) + 1
+        n += count(c) + 1
     return n
 
 # %% ../../nbs/02b_mixer.ipynb #ff1f1685
@@ -257,11 +259,11 @@ class MixResult:
 
 # %% ../../nbs/02b_mixer.ipynb #e4355b42
 def _check_customer(cust):
-    "Raise unless every customer record is a dict with a `messages` list."
+    "Raise unless every customer record is a dict with a `messages` list (chat) or a `text` string (continued pretraining)."
     if not cust: raise ValueError("customer data is empty but customer_data_percent > 0")
     for i, r in enumerate(cust):
-        if not isinstance(r, dict) or not isinstance(r.get('messages'), list):
-            raise ValueError(f"customer record {i}: expected a dict with a 'messages' list, got "
+        if not isinstance(r, dict) or not (isinstance(r.get('messages'), list) or isinstance(r.get('text'), str)):
+            raise ValueError(f"customer record {i}: expected a dict with a 'messages' list (or a 'text' string for CPT), got "
                              f"{type(r).__name__} with keys {sorted(r) if isinstance(r, dict) else '-'} "
                              "(forge_nb.data.preparation.prepare turns raw rows into chat records)")
 
