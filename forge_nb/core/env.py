@@ -1,4 +1,4 @@
-"""Check the environment, choose where data and outputs live (a local folder or S3), and where experiments are tracked (MLflow).
+"""The first cell of a session: versions, GPUs, AWS credentials, the offline switches and run folders. (Storage, tracking and the rest of the core have lessons of their own: 00b…00f.)
 
 Docs: https://forge-nb.github.io/forge_nb/setup.html.md"""
 

@@ -89,7 +89,9 @@ class Job(ABC):
     kind = 'job'
     _kinds: dict = {}
     def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw); Job._kinds[cls.kind] = cls
+        super().__init_subclass__(**kw)
+        # a class re-defined in a notebook (module __main__) never shadows the library's class of the same kind
+        if cls.__module__ != '__main__' or cls.kind not in Job._kinds: Job._kinds[cls.kind] = cls
     @abstractmethod
     def status(self) -> str: "One of `STATUSES`."
     @abstractmethod
