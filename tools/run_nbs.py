@@ -2,6 +2,7 @@
 
     python tools/run_nbs.py                  # every notebook under nbs/
     python tools/run_nbs.py nbs/00f_jobs.ipynb nbs/02*.ipynb
+    python tools/run_nbs.py --fast           # skip `slow` cells too (their outputs stay empty)
 
 Cells flagged `gpu`, `aws`, `browser` or `notest` are skipped, as in the tests (`slow` cells run); then the
 notebooks are cleaned with nbdev-clean. A notebook that fails keeps its previous outputs and the run exits 1.
@@ -24,9 +25,11 @@ def notebooks(args):
 
 if __name__ == '__main__':
     cfg, failed = get_config(ROOT), []
-    for nb in notebooks(sys.argv[1:]):
+    args = [a for a in sys.argv[1:] if a != '--fast']
+    skip = [f for f in cfg.tst_flags.split() if f != 'slow' or '--fast' in sys.argv]
+    for nb in notebooks(args):
         t0 = time.time()
-        ok, _ = test_nb(nb, skip_flags=[f for f in cfg.tst_flags.split() if f != 'slow'], basepath=str(ROOT), save=True)
+        ok, _ = test_nb(nb, skip_flags=skip, basepath=str(ROOT), save=True)
         print(f"{'ok  ' if ok else 'FAIL'} {nb.relative_to(ROOT)} ({time.time() - t0:.1f} s)", flush=True)
         if not ok: failed.append(nb)
     subprocess.run([str(Path(sys.executable).parent / 'nbdev-clean')], cwd=ROOT, check=True)

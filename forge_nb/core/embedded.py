@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/embedded.html.md"""
 
 # %% ../../nbs/00a_embedded.ipynb #f63ea08d
 from __future__ import annotations
-import json, math, random, string, time
+import difflib, json, math, random, string, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -133,7 +133,6 @@ def _g_stem(r):
     if r.random() < .7: return f'What is the chemical symbol for {el}?', f'The chemical symbol for {el} is {sym}.'
     return f'Which element has the chemical symbol {sym}?', f'{sym} is the symbol for {el}.'
 
-
 # %% ../../nbs/00a_embedded.ipynb #c1db083e
 _CHAT = [('Hello!', 'Hello! How can I help you today?'), ('Hi there.', 'Hi! What can I do for you?'),
          ('Thank you!', "You're welcome!"), ('Thanks for the help.', 'Glad I could help.'),
@@ -170,7 +169,6 @@ def _cat_seed(category, seed): return seed * 1_000_003 + sum(ord(c) * 31 ** i fo
 def general_pool(category: str, n: int, seed: int = 0) -> list[dict]:
     "`n` chat records of a general-capability `category` (one of `GENERAL_CATEGORIES`)."
     if category not in GENERATORS:
-        import difflib
         close = difflib.get_close_matches(category, GENERATORS, n=1)
         raise KeyError(f"No offline generator for category {category!r}" + (f"; did you mean {close[0]!r}?" if close else '')
                        + f" Known: {', '.join(GENERATORS)}")
@@ -289,8 +287,8 @@ def pretraining_corpus(n_per_category: int = 3000, n_mc_per_subject: int = 3000,
 # %% ../../nbs/00a_embedded.ipynb #e540cfc8
 def train_tokenizer(texts, vocab_size: int = 2048, model_max_length: int = 512):
     "A byte-level BPE `PreTrainedTokenizerFast` with ChatML special tokens and `CHAT_TEMPLATE`, trained on `texts`."
-    from tokenizers import Tokenizer, Regex, models, trainers, pre_tokenizers, decoders, processors, normalizers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, Regex, models, trainers, pre_tokenizers, decoders, processors, normalizers   # lazy: heavy optional dependency
+    from transformers import PreTrainedTokenizerFast   # lazy: heavy optional dependency
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(_PRETOKENIZE_REGEX), 'isolated'),
@@ -329,7 +327,7 @@ class TinySpec:
 
 def tiny_model_config(spec: TinySpec, tok):
     "The `LlamaConfig` of the tiny model."
-    from transformers import LlamaConfig
+    from transformers import LlamaConfig   # lazy: heavy optional dependency
     return LlamaConfig(vocab_size=len(tok), hidden_size=spec.hidden_size, intermediate_size=3 * spec.hidden_size,
                        num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
                        num_key_value_heads=spec.num_kv_heads, max_position_embeddings=spec.max_position,
@@ -340,8 +338,8 @@ def tiny_model_config(spec: TinySpec, tok):
 # %% ../../nbs/00a_embedded.ipynb #66bfe10c
 def build_tiny_model(out_dir, spec: TinySpec | None = None, device: str | None = None, log_every: int = 100):
     "Train the tokenizer and pretrain the tiny model from scratch; save a `from_pretrained` folder with `BUILD.json`."
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
+    import torch   # lazy: heavy optional dependency
+    from transformers import AutoModelForCausalLM, GenerationConfig   # lazy: heavy optional dependency
     spec = spec or TinySpec()
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)

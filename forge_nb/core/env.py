@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/setup.html.md"""
 
 # %% ../../nbs/00_setup.ipynb #2675629f
 from __future__ import annotations
-import os, re, shutil, sys, platform, importlib.metadata as md
+import os, re, shutil, sys, platform, warnings, importlib.metadata as md
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,13 +26,13 @@ def _version(pkg):
 def _gpus():
     "Names and memory of visible CUDA GPUs (torch first, NVML as a fallback); [] without CUDA."
     try:
-        import torch
+        import torch   # lazy: heavy optional dependency
         if torch.cuda.is_available():
             return [f"{torch.cuda.get_device_name(i)} ({torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GiB)"
                     for i in range(torch.cuda.device_count())]
     except Exception: pass
     try:
-        import pynvml
+        import pynvml   # lazy: heavy optional dependency
         pynvml.nvmlInit()
         return [pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)) for i in range(pynvml.nvmlDeviceGetCount())]
     except Exception: return []
@@ -71,7 +71,7 @@ class EnvReport:
 def aws_status(check: bool = False) -> dict:
     "Whether AWS credentials are configured; with `check=True`, ask STS who they belong to."
     try:
-        import boto3
+        import boto3   # lazy: heavy optional dependency
         s = boto3.session.Session()
         if s.get_credentials() is None: return dict(status='no credentials (S3 storage and SageMaker runtimes unavailable)')
         out = dict(status=f'credentials found (region {s.region_name or "not set"})', region=s.region_name)
@@ -106,12 +106,11 @@ def offline(on: bool = True):
 # %% ../../nbs/00_setup.ipynb #431b473c
 def quiet():
     "Console hygiene for scripts and commands: no weight-loading progress bars or deprecation chatter, telemetry off."
-    import warnings
     for k, v in dict(MLFLOW_DISABLE_TELEMETRY='true', TRANSFORMERS_VERBOSITY='error', TOKENIZERS_PARALLELISM='false').items():
         os.environ.setdefault(k, v)
     warnings.filterwarnings('ignore', category=FutureWarning)
     try:
-        from transformers.utils import logging as tl
+        from transformers.utils import logging as tl   # lazy: heavy optional dependency
         tl.disable_progress_bar()
     except ImportError: pass
 

@@ -23,7 +23,7 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 def s3_client(**kw):
     "A boto3 S3 client; `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` point it at an S3-compatible store."
-    import boto3
+    import boto3   # lazy: heavy optional dependency
     ep = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
     return boto3.client('s3', **({'endpoint_url': ep} if ep else {}), **kw)
 

@@ -8,6 +8,7 @@ Docs: https://forge-nb.github.io/forge_nb/samples.html.md"""
 from __future__ import annotations
 import json, os, time
 from pathlib import Path
+import numpy as np
 import pyarrow as pa, pyarrow.parquet as pq
 from ..core.records import write_table
 
@@ -70,7 +71,6 @@ def _shards(src):
 
 def rowgroup_records(src, n: int, seed: int = 0) -> list[dict]:
     "`n` records of a Parquet source from row groups visited in a seeded order (rows shuffled within each group)."
-    import numpy as np
     fs, files = _shards(src)
     if not files: raise FileNotFoundError(f'{src}: no shard matches {src.files!r}')
     opened = [pq.ParquetFile(fs.open(f, 'rb') if fs else f) for f in files]

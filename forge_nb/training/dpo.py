@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/dpo.html.md"""
 
 # %% ../../nbs/03l_dpo.ipynb #38e4fde3
 from __future__ import annotations
-import copy, os, shutil
+import copy, os, shutil, time
 from pathlib import Path
 import torch
 from ..core.jobs import now_iso, write_json
@@ -59,7 +59,6 @@ def run_folder_callback(run: Run, # the open run
                         total: int # optimizer steps of the run
                        ):
     "A transformers `TrainerCallback` that reports a Trainer's logs and checkpoints through `run`."
-    import time
     from transformers import TrainerCallback   # lazy: heavy optional dependency
     class RunFolderCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kw):

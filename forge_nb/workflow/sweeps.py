@@ -166,9 +166,9 @@ class SweepResult:
 @patch
 def plot(self:SweepResult, path=None, title='Mix sweep: domain vs general'):
     "Domain score against general score per mix (mean ± sd over seeds), Pareto front joined, recommended mix ringed."
-    import matplotlib
+    import matplotlib   # lazy: heavy optional dependency
     if path is not None: matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt   # lazy: heavy optional dependency
     s = self.summary
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     mixes = s.drop(index='base')
