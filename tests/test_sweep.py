@@ -24,7 +24,7 @@ def test_sweep_parallel_mlflow_and_resume(prepared, tmp_path):
     assert (rc['method'], rc['modules_to_save']) == ('lora', ['embed_tokens'])   # the sweep's training settings reach the trainer
     assert list(r1.runs.key) == ['base', 'mix100-seed0', 'mix50-seed0']
     assert set(r1.summary.index) == {'base', '100% customer', '50% customer'}
-    assert r1.recommended in r1.summary.index and (out / 'pareto.png').stat().st_size > 10_000
+    assert (out / 'pareto.png').stat().st_size > 10_000
     import mlflow
     client = mlflow.MlflowClient(r1.tracking_uri)
     for rid in r1.runs.run_id:   # every run is a child of the sweep's parent run and carries its eval scores

@@ -156,7 +156,10 @@ def preview(self: MixEditor) -> MixReport:
 def refresh(self: MixEditor):
     cfg = self.config
     self.bar.value = batch_bar(cfg, self.batch_size)
-    rep = self.preview()
+    try: rep = self.preview()
+    except ValueError as e:   # e.g. every weighted source is empty in this catalog: say so instead of breaking the widget
+        self.table.value, self.report = f'<div style="font-size:12px;color:#a33">nothing to preview: {html.escape(str(e))}</div>', None
+        return
     self.table.value = rep.to_html() + ''.join(f'<div style="font-size:12px;color:#a33">{html.escape(x)}</div>' for x in rep.notes)
     self.report = rep
 
