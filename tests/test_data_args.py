@@ -62,7 +62,7 @@ def test_named_errors_and_allowed_values(tmp_path):
                     (dict(seed=-1), 'seed must be an integer >= 0'), (dict(seed=1.5), 'seed must be an integer >= 0'),
                     (dict(max_length=100), 'max_length must be None without a tokenizer'), (dict(format='chat'), 'format must be one of'),
                     (dict(tokenizer=3), 'tokenizer must be None, a path'), (dict(tokenizer='/no/such/tok'), "tokenizer '/no/such/tok' could not be loaded"),
-                    (dict(near_dup='0.8'), 'near_dup must be None or a number in (0, 1]'), (dict(min_chars=-1), 'min_chars must be an integer >= 0'),
+                    (dict(near_dup='0.8'), 'near_dup must be None or a number in (0, 1)'), (dict(min_chars=-1), 'min_chars must be an integer >= 0'),
                     (dict(languages=[1]), 'languages must be None or a list'), (dict(sanitize='yes'), 'sanitize must be True, False or a SanitizeConfig'),
                     (dict(stream=True, stratify='answer_letter'), 'stratify must be None with stream=True'),
                     (dict(stream=True, out_format='parquet'), "out_format must be 'jsonl' with stream=True"),

@@ -75,7 +75,10 @@ def near_duplicates(texts, threshold=0.8, num_perm=128, ngram=3, seed=0) -> np.n
     "For each row, the index of an earlier kept row whose estimated Jaccard similarity is >= `threshold`, or -1."
     from datasketch import MinHash, MinHashLSH   # lazy: heavy optional dependency
     sig = minhash_signatures(texts, num_perm, ngram, seed)
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.2, 0.8))   # favour recall: candidates are verified below
+    try: lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.2, 0.8))   # favour recall: candidates are verified below
+    except ValueError as e:   # e.g. a threshold so close to 1 that LSH cannot split num_perm into 2+ bands
+        raise ValueError(f'near_dup={threshold!r} cannot be indexed with num_perm={num_perm} ({e}); use a lower near_dup '
+                         f'(0.95 works with 128) or a larger num_perm') from None
     of = np.full(len(sig), -1, np.int64)
     for i, hv in enumerate(sig):
         mh = MinHash(num_perm=num_perm, hashvalues=hv, scheme='legacy')
@@ -184,7 +187,7 @@ class FilterConfig:
         num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         whole = lambda v, lo: isinstance(v, int) and not isinstance(v, bool) and v >= lo
         checks = [('dedup', isinstance(self.dedup, bool), 'True or False'),
-                  ('near_dup', self.near_dup is None or (num(self.near_dup) and 0 < self.near_dup <= 1), 'None or a number in (0, 1]'),
+                  ('near_dup', self.near_dup is None or (num(self.near_dup) and 0 < self.near_dup < 1), 'None or a number in (0, 1)'),
                   *[(k, getattr(self, k) is None or (num(getattr(self, k)) and 0 <= getattr(self, k) <= 1), 'None or a number in [0, 1]')
                     for k in ('max_symbol_ratio', 'max_url_ratio', 'min_unique_word_ratio')],
                   ('num_perm', whole(self.num_perm, 16), 'an integer >= 16'), ('ngram', whole(self.ngram, 1), 'an integer >= 1'),
