@@ -21,7 +21,7 @@ for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLI
 import numpy as np, pyarrow as pa, pyarrow.json as pj
 from forge_nb.core.embedded import domain_rows
 from forge_nb.data.preparation import prepare
-from forge_nb.data.transform import RESERVED_PREFIXES, reserved_tokens
+from forge_nb.data.transform import RESERVED_PREFIXES, reserved_tokens, parse_options
 
 TOKENS = sorted(reserved_tokens(None), key=len, reverse=True)             # what prepare removes without a tokenizer
 PREFIXES = sorted(RESERVED_PREFIXES, key=len, reverse=True)
@@ -35,17 +35,19 @@ def make_rows(n, seed=0):
         u = r.random()
         if u < .03: x['question'] = r.choice(RESERVED_PREFIXES) + ' ' + x['question']
         elif u < .05: x['answer'] = x['answer'] + ' ' + r.choice(TOKENS)
-    for i in r.sample(range(n), n // 100): rows[i] = dict(rows[r.randrange(n)], id=rows[i]['id'])
+    for i in r.sample(range(n), n // 100): rows[i] = dict(rows[r.randrange(n)], id_in_dataset=rows[i]['id_in_dataset'])
     return rows
 
 # ------------------------------------------------------------------ the per-record rules, shared by both baselines
 def chat_of(row) -> dict:
     "Question (+ options as `A. text` lines) -> user turn, answer -> assistant turn; `options` and `id` kept, `answer_letter` added."
     opts = row.get('options') or {}
-    user = row['question'] + ('\n\n' + '\n'.join(f'{k}. {v}' for k, v in opts.items() if v is not None) if opts else '')
+    if isinstance(opts, str):   # MedReason's one-string options go under the question as they are
+        user, opts = row['question'] + ('\n\n' + opts if opts.strip() else ''), parse_options(opts) or {}
+    else: user = row['question'] + ('\n\n' + '\n'.join(f'{k}. {v}' for k, v in opts.items() if v is not None) if opts else '')
     rec = {'messages': [{'role': 'user', 'content': user}, {'role': 'assistant', 'content': row['answer']}]}
     rec.update({k: v for k, v in row.items() if k not in ('question', 'answer', 'reasoning')})
-    letter = next((k for k, v in opts.items() if v == row['answer'] or row['answer'] == k), None)
+    letter = row['answer'] if row['answer'] in opts else next((k for k, v in opts.items() if v == row['answer']), None)
     if letter is not None: rec['answer_letter'] = letter
     return rec
 

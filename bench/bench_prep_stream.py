@@ -20,7 +20,7 @@ def generate(path: Path, n: int, chunk=100_000):
         for s, start in enumerate(range(0, n, chunk)):
             rows, r = domain_rows(min(chunk, n - start), seed=s), random.Random(s)
             for i, x in enumerate(rows): x['question'] = f"{x['question']} (case {start + i})"
-            for i in r.sample(range(len(rows)), len(rows) // 100): rows[i] = dict(rows[r.randrange(len(rows))], id=rows[i]['id'])
+            for i in r.sample(range(len(rows)), len(rows) // 100): rows[i] = dict(rows[r.randrange(len(rows))], id_in_dataset=rows[i]['id_in_dataset'])
             f.write(''.join(json.dumps(x, ensure_ascii=False) + '\n' for x in rows))
     os.replace(tmp, path)
 

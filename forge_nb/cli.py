@@ -121,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet()
     try: return a.fn(a) or 0
     except ValueError as e: print(f'error: {e}', file=sys.stderr); return 2
+    except OSError as e:   # a file, folder or model that cannot be read (e.g. --set model=<no such model>)
+        print(f'error: {type(e).__name__}: {e}', file=sys.stderr); return 2
 
 # %% ../nbs/07_cli.ipynb #e175f159
 if __name__ == '__main__' and '__file__' in globals(): sys.exit(main())

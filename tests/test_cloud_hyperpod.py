@@ -12,12 +12,12 @@ SPEC = {'config': TrainConfig(method='full', lr=1e-5).to_dict(), 'train_data': '
 
 def test_hyperpod_manifests():
     ms = hyperpod_job_manifest(TrainConfig(method='full', lr=1e-5).to_dict(), job_name='forge-sft', image_uri=IMAGE, nodes=4, min_nodes=2,
-                               train_data='s3://b/d/mixed.jsonl', eval_data='/fsx/d/eval.jsonl', output_dir='/fsx/runs/x',
+                               train_data='s3://bkt/d/mixed.jsonl', eval_data='/fsx/d/eval.jsonl', output_dir='/fsx/runs/x',
                                mlflow_uri='arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-x', max_runtime_s=86400, project='p', run='r')
     docs = list(yaml.safe_load_all(manifests_yaml(ms)))
     assert [d['kind'] for d in docs] == ['ConfigMap', 'PyTorchJob'] and all(d['metadata']['namespace'] == 'kubeflow' for d in docs)
     spec = json.loads(docs[0]['data']['job.json'])
-    assert spec['config']['method'] == 'full' and spec['config']['output_dir'] == '/fsx/runs/x' and spec['train_data'] == 's3://b/d/mixed.jsonl'
+    assert spec['config']['method'] == 'full' and spec['config']['output_dir'] == '/fsx/runs/x' and spec['train_data'] == 's3://bkt/d/mixed.jsonl'
     assert spec['config']['track'] is True and spec['eval_data'] == '/fsx/d/eval.jsonl'
     TrainConfig.from_dict(spec['config'])               # the spec the pods read is a valid config
     job = docs[1]; w = job['spec']['pytorchReplicaSpecs']['Worker']; c = w['template']['spec']['containers'][0]

@@ -25,18 +25,18 @@ def test_cloud_does_not_import_training():
 
 def test_request_validation():
     cfg = TrainConfig(lr=1e-4, max_steps=100).to_dict()
-    kw = dict(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://b/out')
-    with pytest.raises(ValueError, match='train_s3'): sagemaker_training_request(cfg, train_s3='s3://b/prefix/', **kw)
-    with pytest.raises(ValueError, match='instance_type'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_type='ml.x.huge', **kw)
-    with pytest.raises(ValueError, match='instance_count'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', instance_count=0, **kw)
-    with pytest.raises(ValueError, match='role_arn'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', **{**kw, 'role_arn': 'x'})
-    with pytest.raises(ValueError, match='code_s3'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', code_s3='s3://b/x.tar.gz', **kw)
-    with pytest.raises(ValueError, match='VPC'): sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', security_group_ids=['sg'], **kw)
-    r = sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', eval_s3='s3://b/v.jsonl', instance_type='ml.g5.2xlarge', **kw)
+    kw = dict(role_arn=ROLE, image_uri=IMAGE, output_s3='s3://bkt/out')
+    with pytest.raises(ValueError, match='train_s3'): sagemaker_training_request(cfg, train_s3='s3://bkt/prefix/', **kw)
+    with pytest.raises(ValueError, match='instance_type'): sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', instance_type='ml.x.huge', **kw)
+    with pytest.raises(ValueError, match='instance_count'): sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', instance_count=0, **kw)
+    with pytest.raises(ValueError, match='role_arn'): sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', **{**kw, 'role_arn': 'x'})
+    with pytest.raises(ValueError, match='code_s3'): sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', code_s3='s3://bkt/x.tar.gz', **kw)
+    with pytest.raises(ValueError, match='VPC'): sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', security_group_ids=['sg'], **kw)
+    r = sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', eval_s3='s3://bkt/v.jsonl', instance_type='ml.g5.2xlarge', **kw)
     assert r['AlgorithmSpecification']['ContainerEntrypoint'] == ['python', '-m', 'forge_nb.cloud.entrypoint']
     assert [c['ChannelName'] for c in r['InputDataConfig']] == ['train', 'validation']
     assert r['EnableManagedSpotTraining'] is False and 'MaxWaitTimeInSeconds' not in r['StoppingCondition'] and 'VpcConfig' not in r
-    r = sagemaker_training_request(cfg, train_s3='s3://b/t.jsonl', code_s3='s3://b/code/forge_nb-1-py3-none-any.whl', instance_type='ml.p5.48xlarge',
+    r = sagemaker_training_request(cfg, train_s3='s3://bkt/t.jsonl', code_s3='s3://bkt/code/forge_nb-1-py3-none-any.whl', instance_type='ml.p5.48xlarge',
                                    instance_count=4, spot=True, max_runtime_s=3600, max_wait_s=7200, subnets=['subnet-a'], security_group_ids=['sg-a'],
                                    kms_key_id='arn:aws:kms:us-east-1:123456789012:key/k', encrypt_inter_node=True, **kw)
     assert r['AlgorithmSpecification']['ContainerEntrypoint'][:2] == ['/bin/bash', '-c']
@@ -52,11 +52,11 @@ def test_image_table_and_preview():
     assert training_image('eu-central-2') == '380420809688.dkr.ecr.eu-central-2.amazonaws.com/pytorch:2.13-cu133-amzn2023-sagemaker'
     assert training_image('cn-north-1').endswith('.amazonaws.com.cn/pytorch:2.13-cu133-amzn2023-sagemaker')
     with pytest.raises(ValueError, match='py313'): training_image('us-east-1', version='2.10', python='py312')
-    rt = SageMakerRuntime(role_arn=ROLE, s3_prefix='s3://b/medreason/lora-50', instance_type='ml.p5.48xlarge', instance_count=4, job_name='j')
+    rt = SageMakerRuntime(role_arn=ROLE, s3_prefix='s3://bkt/medreason/lora-50', instance_type='ml.p5.48xlarge', instance_count=4, job_name='j')
     p = rt.preview({'config': {}, 'train_data': '/local/mixed.jsonl'}, tokens=3.6e9, tokens_per_s_per_gpu=1000, startup_h=0)
     assert (p.nodes, p.gpus, p.estimate['hours'], p.estimate['cost_usd']) == (4, 32, 31.25, round(31.25 * 4 * 113.07, 2))
     assert p.command[:5] == ['torchrun', '--nnodes=4', '--nproc_per_node=8', '--node_rank=0', '--master_addr=algo-1']
-    assert p.request['InputDataConfig'][0]['DataSource']['S3DataSource']['S3Uri'] == 's3://b/medreason/lora-50/data/mixed.jsonl'
+    assert p.request['InputDataConfig'][0]['DataSource']['S3DataSource']['S3Uri'] == 's3://bkt/medreason/lora-50/data/mixed.jsonl'
     assert 'cost      $14,133.75 on demand' in p.summary()
 
 @pytest.mark.parametrize('with_defaults', [True, False])
@@ -136,7 +136,7 @@ def test_runtime_plan_and_submit(aws):
     import boto3
     boto3.client('s3').create_bucket(Bucket='forge-b')
     rt = SageMakerRuntime(role_arn=ROLE, image_uri=IMAGE, s3_prefix='s3://forge-b/proj/run-1', instance_type='ml.g5.2xlarge', job_name='forge-rt')
-    spec = {'config': TrainConfig(max_steps=5).to_dict(), 'train_data': 's3://b/d/train.jsonl', 'eval_data': None,
+    spec = {'config': TrainConfig(max_steps=5).to_dict(), 'train_data': 's3://bkt/d/train.jsonl', 'eval_data': None,
             'output_dir': '/runs/x', 'defaults': TrainConfig().to_dict()}
     req = rt.plan(spec)
     assert req['TrainingJobName'] == 'forge-rt' and req['HyperParameters'] == {'max_steps': '5', 'track': 'false'}

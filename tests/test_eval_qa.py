@@ -7,6 +7,8 @@ from forge_nb.evaluation.qa import (DomainQA, classification_metrics, exact_matc
 from forge_nb.evaluation.task import chat_prompt, generate
 from forge_nb.core.models import load_model
 from forge_nb.core.embedded import tiny_model_path, domain_rows
+from forge_nb.data.transform import parse_options
+from forge_nb.data.preparation import prepare
 
 def test_squad_normalisation_em_f1():
     assert normalize_answer('An  Apple, the pie!') == 'apple pie'
@@ -35,11 +37,12 @@ def test_extract_choice():
 def _records(n):
     out = []
     for r in domain_rows(n, seed=3):
-        letter = [k for k, v in r['options'].items() if v == r['answer']][0]
+        opts = parse_options(r['options'])
+        letter = [k for k, v in opts.items() if v == r['answer']][0]
         out.append({'messages': [{'role': 'system', 'content': 'You are a medical expert.'},
-                                 {'role': 'user', 'content': r['question'] + '\n' + '\n'.join(f'{k}. {v}' for k, v in r['options'].items())},
+                                 {'role': 'user', 'content': r['question'] + '\n' + '\n'.join(f'{k}. {v}' for k, v in opts.items())},
                                  {'role': 'assistant', 'content': f'{letter}. {r["answer"]}'}],
-                    'options': r['options'], 'answer': r['answer'], 'id': r['id']})
+                    'options': opts, 'answer': r['answer'], 'id': r['id_in_dataset']})
     return out
 
 def test_domain_qa_reads_prepared_jsonl_and_scores_choice_and_generative(tmp_path):

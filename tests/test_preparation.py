@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from forge_nb.core.embedded import domain_rows, tiny_model_path
 from forge_nb.data.load import load, read_file, iter_batches, LoadError, Table, show
 from forge_nb.data.transform import (to_chat, sanitize, SanitizeConfig, to_format, tokenizer_special_tokens,
-                              RESERVED_PREFIXES, RESERVED_TOKENS, sanitize_array)
+                              RESERVED_PREFIXES, RESERVED_TOKENS, sanitize_array, parse_options)
 from forge_nb.data.validate import validate, token_lengths, ValidationError
 from forge_nb.data.filters import FilterConfig, apply_filters, near_duplicates, exact_duplicates, quality_flags, detect_languages, record_text
 from forge_nb.data.preparation import prepare, split_indices, PrepResult
@@ -41,7 +41,7 @@ def bad_input_set(d: Path):
 
 def test_bad_input_exact_accounting(tmp_path, tok):
     (tmp_path/'in').mkdir(); src = bad_input_set(tmp_path/'in')
-    res = prepare(src, tmp_path/'out', tokenizer=tok, max_length=96, on_error='reject')
+    res = prepare(src, tmp_path/'out', tokenizer=tok, max_length=128, on_error='reject')
     s = res.summary
     # a.jsonl: 32 rows; b.jsonl: 5 non-blank lines; c.jsonl: 1 empty file; d.csv: 3 rows
     assert s['read'] == 32 + 5 + 1 + 3
@@ -64,7 +64,7 @@ def test_bad_input_exact_accounting(tmp_path, tok):
     for r in recs:
         assert [m['role'] for m in r['messages']] == ['user', 'assistant']
         assert not any(x in m['content'] for m in r['messages'] for x in RESERVED_PREFIXES + RESERVED_TOKENS + ['<|im_start|>'])
-    ids = [r['id'] for r in recs if 'id' in r]
+    ids = [r['id_in_dataset'] for r in recs if r.get('id_in_dataset') is not None]
     assert len(ids) == len(set(ids)) == 30 - 2 - 2     # b.jsonl and d.csv rows have no id
     summary = json.loads(Path(res.paths['summary']).read_text())
     assert summary['read'] == 41 and summary['balanced']
@@ -88,7 +88,7 @@ def test_raise_names_line_and_field(tmp_path, tok):
 # ---------------------------------------------------------------- loaders
 def test_every_format_and_source_kind(tmp_path):
     rows = domain_rows(6)
-    flat = [dict(r, options=json.dumps(r['options'])) for r in rows]
+    flat = rows                        # MedReason's options are already one string
     jl(tmp_path/'x.jsonl', rows[:2])
     (tmp_path/'x.json').write_text(json.dumps(rows[2:4]))
     (tmp_path/'one.json').write_text(json.dumps(rows[4]))
@@ -101,9 +101,9 @@ def test_every_format_and_source_kind(tmp_path):
     assert len(load(str(tmp_path/'x.*'))) == 2 + 2 + 2 + 6 + 6 + 6
     assert len(load(tmp_path)) == 25
     assert len(load(pd.DataFrame(flat))) == len(load(rows)) == 6
-    # CSV options arrive as JSON text and are still formatted under the question
+    # CSV options (multi-line text) arrive whole and are still formatted under the question
     c = to_chat(load(tmp_path/'x.csv'))[0].to_pylist()[0]
-    assert c['messages'][0]['content'].endswith('D. ' + rows[0]['options']['D'])
+    assert c['messages'][0]['content'].endswith('D. ' + parse_options(rows[0]['options'])['D'])
     (tmp_path/'notes.txt').write_text('x')
     with pytest.raises(LoadError, match='unsupported file type'): load(tmp_path/'notes.txt')
     assert show(load(tmp_path/'x.parquet'), 3).shape[0] == 3
@@ -123,7 +123,7 @@ def test_huggingface_sources(tmp_path):
     rows = domain_rows(8)
     ds = datasets.Dataset.from_list(rows)
     ds.save_to_disk(str(tmp_path/'saved'))
-    assert load(tmp_path/'saved').columns == ['id', 'question', 'answer', 'options', 'reasoning']
+    assert load(tmp_path/'saved').columns == ['dataset_name', 'id_in_dataset', 'question', 'answer', 'reasoning', 'options']
     datasets.DatasetDict(train=ds, test=ds.select(range(3))).save_to_disk(str(tmp_path/'dd'))
     assert len(load(tmp_path/'dd', split='test')) == 3
     with pytest.raises(LoadError, match='pass split'): load(tmp_path/'dd')
@@ -263,7 +263,7 @@ def test_parquet_output_round_trip(tmp_path):
     a = prepare(rows, tmp_path/'j'); b = prepare(rows, tmp_path/'p', out_format='parquet')
     assert b.paths['train'].endswith('.parquet')
     assert read_records(a.paths['train']) == read_records(b.paths['train'])
-    assert read_records(a.paths['train'])[0]['options'] == next(r['options'] for r in rows if r['id'] == read_records(a.paths['train'])[0]['id'])
+    assert read_records(a.paths['train'])[0]['options'] == next(r['options'] for r in rows if r['id_in_dataset'] == read_records(a.paths['train'])[0]['id_in_dataset'])
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.text(min_size=0, max_size=40), st.one_of(st.none(), st.integers(-10**12, 10**12)),

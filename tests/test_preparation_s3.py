@@ -54,5 +54,5 @@ def test_prepare_s3_to_s3_and_read_back(s3, tmp_path):
     # the same rows and seed from the prefix: every split holds the same records as the JSONL run, in the same order
     for k in ('train', 'validation', 'test'):
         assert read_records(pq_.paths[k]) == read_records(res.paths[k]) and len(read_records(pq_.paths[k])) == res.summary['kept'][k]
-    ids = {k: {r['id'] for r in read_records(pq_.paths[k])} for k in ('train', 'validation', 'test')}
-    assert not (ids['train'] & ids['test']) and sum(map(len, ids.values())) == 50 == len({r['id'] for r in rows})
+    ids = {k: {r['id_in_dataset'] for r in read_records(pq_.paths[k])} for k in ('train', 'validation', 'test')}
+    assert not (ids['train'] & ids['test']) and sum(map(len, ids.values())) == 50 == len({r['id_in_dataset'] for r in rows})

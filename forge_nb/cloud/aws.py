@@ -20,8 +20,10 @@ TAG_PROJECT, TAG_RUN = 'forge-nb:project', 'forge-nb:run'          # AWS tag key
 LABEL_PROJECT, LABEL_RUN = 'forge-nb/project', 'forge-nb/run'      # Kubernetes label keys
 
 def _check_name(kind, v):
-    if not re.fullmatch(r'[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?', v or ''):
-        raise ValueError(f"{kind}={v!r}: use lowercase letters, digits and '-' (it names buckets, jobs and Kubernetes objects)")
+    if not isinstance(v, str): raise ValueError(f"{kind}={v!r}: expected text, got {type(v).__name__}")
+    if not re.fullmatch(r'[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?', v):
+        raise ValueError(f"{kind}={v!r}: use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit "
+                         "(it names buckets, jobs and Kubernetes objects)")
     return v
 
 def project_tags(project: str, # the project's name (lowercase, digits, '-')

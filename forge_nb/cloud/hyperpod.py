@@ -14,8 +14,9 @@ from .aws import LABEL_PROJECT, LABEL_RUN, _check_name, _session
 from .plan import gpus_per_instance, estimate, JobPlan
 
 # %% auto #0
-__all__ = ['PYTORCHJOB_SCHEMA', 'EFA_PER_INSTANCE', 'GROUP', 'VERSION', 'PLURAL', 'validate_pytorchjob', 'hyperpod_job_manifest',
-           'manifests_yaml', 'kubeconfig_for', 'connect_cluster', 'k8s_client', 'HyperPodJob', 'HyperPodRuntime']
+__all__ = ['PYTORCHJOB_SCHEMA', 'EFA_PER_INSTANCE', 'K8S_NAME_RULE', 'GROUP', 'VERSION', 'PLURAL', 'validate_pytorchjob',
+           'hyperpod_job_manifest', 'manifests_yaml', 'kubeconfig_for', 'connect_cluster', 'k8s_client', 'HyperPodJob',
+           'HyperPodRuntime']
 
 # %% ../../nbs/08b_hyperpod.ipynb #74f59cad
 _INT32 = {'type': 'integer', 'minimum': 0, 'maximum': 2**31 - 1}
@@ -72,10 +73,34 @@ def _container(job_name, image_uri, cmd, gpus, instance_type, mlflow_uri, shared
             'volumeMounts': [{'name': 'shared', 'mountPath': shared_mount}, {'name': 'spec', 'mountPath': '/etc/forge'}]}
 
 def _check_paths(train_data, eval_data, output_dir, shared_mount):
+    for n, p in (('train_data', train_data), ('eval_data', eval_data), ('output_dir', output_dir)):
+        if (p is not None or n != 'eval_data') and not isinstance(p, str):
+            raise ValueError(f"{n}={p!r:.80}: must be a path (str) on the shared volume {shared_mount}" + ('' if n == 'output_dir' else ' or an s3:// URI'))
     for n, p in (('train_data', train_data), ('eval_data', eval_data)):
         if p is not None and not (str(p).startswith(shared_mount) or str(p).startswith('s3://')):
             raise ValueError(f"{n}={p!r}: must be on the shared volume {shared_mount} or in S3")
     if not str(output_dir).startswith(shared_mount): raise ValueError(f"output_dir={output_dir!r}: must be on the shared volume {shared_mount}")
+
+K8S_NAME_RULE = r'^[a-z]([-a-z0-9]*[a-z0-9])?$'   # an RFC 1035 label: the job's pods get Services named <job>-worker-<i>
+
+def _check_job_name(name, nodes: int = 1) -> str:
+    "A PyTorchJob name (checked before any API call): an RFC 1035 label short enough for `<name>-worker-<nodes-1>` (63 characters)."
+    if not isinstance(name, str): raise TypeError(f"job_name={name!r:.80}: must be a string matching {K8S_NAME_RULE} (at most 63 characters)")
+    room = 63 - len(f'-worker-{nodes - 1}')
+    if not re.fullmatch(K8S_NAME_RULE, name) or len(name) > 63:
+        raise ValueError(f"job_name={name!r:.80}: must match {K8S_NAME_RULE} (lowercase letters, digits and '-', starting with a letter, "
+                         f"ending with a letter or digit; at most 63 characters)")
+    if len(name) > room:
+        raise ValueError(f"job_name={name!r:.80}: at most {room} characters, so that the pod name {name + f'-worker-{nodes - 1}'!r} "
+                         "stays within Kubernetes' 63")
+    return name
+
+def _check_ints(**kw):
+    "Each keyword an integer >= 1 (None allowed where marked); the error names it."
+    for k, (v, none) in kw.items():
+        if v is None and none: continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v >= 2**31:
+            raise ValueError(f"{k}={v!r:.80}: must be {'None or ' if none else ''}an integer in [1, 2**31)")
 
 # %% ../../nbs/08b_hyperpod.ipynb #54219515
 def hyperpod_job_manifest(config, # the training config as a dict (or an object with `to_dict()`)
@@ -90,9 +115,15 @@ def hyperpod_job_manifest(config, # the training config as a dict (or an object 
                           project: str|None=None, run: str|None=None # labels clean-up finds the job by
                          ) -> list[dict]:
     "[ConfigMap, PyTorchJob] for a HyperPod (EKS) training job, the job validated against the PyTorchJob schema (pure planning)."
-    _check_name('job_name', job_name); _check_paths(train_data, eval_data, output_dir, shared_mount)
+    _check_ints(nodes=(nodes, False), gpus_per_node=(gpus_per_node, True), min_nodes=(min_nodes, True), max_runtime_s=(max_runtime_s, True))
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or not 0 <= max_restarts < 2**31:
+        raise ValueError(f"max_restarts={max_restarts!r:.80}: must be an integer >= 0")
+    _check_job_name(job_name, nodes)
+    for k, v in (('image_uri', image_uri), ('namespace', namespace), ('instance_type', instance_type), ('shared_mount', shared_mount),
+                 ('shared_volume_claim', shared_volume_claim)):
+        if not isinstance(v, str) or not v: raise ValueError(f"{k}={v!r:.80}: must be a non-empty string")
+    _check_name('namespace', namespace); _check_paths(train_data, eval_data, output_dir, shared_mount)
     g = gpus_per_node or gpus_per_instance(instance_type)
-    if nodes < 1 or g < 1: raise ValueError('nodes and gpus_per_node must be >= 1')
     lo = min_nodes or nodes
     if not 1 <= lo <= nodes: raise ValueError(f'min_nodes={min_nodes}: must be between 1 and nodes={nodes}')
     labels = {k: v for k, v in ((LABEL_PROJECT, project), (LABEL_RUN, run)) if v}
@@ -225,7 +256,11 @@ class HyperPodRuntime(Runtime):
         self.kubeconfig, self.output_root, self._client, self.world_size = kubeconfig, output_root.rstrip('/'), api_client, nodes * g
     def __repr__(self): return f"HyperPodRuntime({self.kw['nodes']} x {self.kw['instance_type']}, {self.kw['gpus_per_node']} GPUs each)"
     def _name(self, spec):
-        return self.kw.get('job_name') or re.sub(r'[^a-z0-9-]+', '-', str(spec['output_dir']).rstrip('/').rsplit('/', 1)[-1].lower()).strip('-')[:63] or 'forge-train'
+        "The job's name: `job_name` as given, else the run folder's name made a valid one (deterministically; see `_check_job_name`)."
+        if self.kw.get('job_name') is not None: return self.kw['job_name']
+        s = re.sub(r'[^a-z0-9-]+', '-', str(spec['output_dir']).rstrip('/').rsplit('/', 1)[-1].lower()).strip('-')
+        if s and not s[0].isalpha(): s = f'run-{s}'     # an RFC 1035 label starts with a letter
+        return s[:63 - len(f"-worker-{self.kw['nodes'] - 1}")].rstrip('-') or 'forge-train'
     def plan(self, spec: dict) -> dict:
         "The manifests (and their YAML and node 0's command) for `spec`; nothing is sent."
         name, mnt = self._name(spec), self.kw.get('shared_mount', '/fsx')

@@ -41,10 +41,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self): self._route('DELETE')
 
 # %% ../../nbs/08e_k8s_standin.ipynb #e15a123c
+_POD_PHASE = {'Running': 'Running', 'Restarting': 'Running', 'Succeeded': 'Succeeded', 'Failed': 'Failed'}
+
 class K8sStandIn:
     "An in-memory Kubernetes API on loopback for PyTorchJobs, ConfigMaps, pods and pod logs (a test stand-in)."
     def __init__(self):
-        self.objects = {'jobs': {}, 'configmaps': {}, 'pods': {}}; self.logs = {}; self.requests = []
+        self.objects = {'jobs': {}, 'configmaps': {}, 'pods': {}}; self.logs = {}; self.log_files = {}; self.requests = []
         self._srv = None
     def start(self) -> K8sStandIn:
         self._srv = ThreadingHTTPServer(('127.0.0.1', 0), _Handler); self._srv.standin = self
@@ -61,10 +63,28 @@ class K8sStandIn:
                 'contexts': [{'name': 'standin', 'context': {'cluster': 'standin', 'user': 'standin', 'namespace': namespace}}],
                 'users': [{'name': 'standin', 'user': {'token': 'stand-in'}}]}
     def set_state(self, name: str, state: str, logs: list[str]|None=None, namespace: str='kubeflow'):
-        "Move a job to a condition (`Running`, `Succeeded`, `Failed`, ...) and append log lines to its first worker."
+        "Move a job to a condition (`Running`, `Succeeded`, `Failed`, ...), its pods to the matching phase, and append log lines to its first worker."
         job = self.objects['jobs'][(namespace, name)]
         job.setdefault('status', {}).setdefault('conditions', []).append({'type': state, 'status': 'True', 'reason': 'StandIn'})
-        if logs: self.logs.setdefault((namespace, f'{name}-worker-0'), []).extend(logs)
+        phase = _POD_PHASE.get(state)
+        for p in self.objects['pods'].values():
+            if phase and p['metadata']['namespace'] == namespace and p['metadata']['labels']['training.kubeflow.org/job-name'] == name:
+                p['status']['phase'] = phase
+        if logs: self.add_logs(name, logs, namespace=namespace)
+    def add_logs(self, name: str, lines: list[str], worker: int=0, namespace: str='kubeflow'):
+        "Append lines to the log of the job's pod `<name>-worker-<worker>`."
+        self.logs.setdefault((namespace, f'{name}-worker-{worker}'), []).extend(lines)
+    def serve_log_file(self, name: str, path, worker: int=0, namespace: str='kubeflow'):
+        "Serve a file as the pod's log, read at every request (so a log a real process writes grows as the pod's log would)."
+        self.log_files[(namespace, f'{name}-worker-{worker}')] = str(path)
+    def pod_log(self, pod: str, namespace: str='kubeflow') -> list[str]:
+        "What the pod's log holds now: the served file's lines, then the lines added."
+        f, lines = self.log_files.get((namespace, pod)), []
+        if f:
+            try:
+                with open(f, errors='replace') as fh: lines = fh.read().splitlines()
+            except FileNotFoundError: pass
+        return lines + self.logs.get((namespace, pod), [])
 
 # %% ../../nbs/08e_k8s_standin.ipynb #fe9a772f
 def _pods_for(job) -> dict:
@@ -93,7 +113,7 @@ def _handle(self, h, method, store, ns, name, is_log, q):
         return h._send(200, {'apiVersion': 'v1', 'kind': 'List', 'metadata': {}, 'items': items})
     if (ns, name) not in objs: return h._status(404, 'NotFound', f'{store} "{name}" not found')
     if is_log:
-        lines = self.logs.get((ns, name), []); t = int(q.get('tailLines', 0))
+        lines = self.pod_log(name, ns); t = int(q.get('tailLines', 0))
         return h._send(200, ''.join(l + '\n' for l in (lines[-t:] if t else lines)), 'text/plain')
     if method == 'DELETE':
         obj = objs.pop((ns, name))

@@ -16,9 +16,9 @@ from .plan import gpus_per_instance, training_image, estimate, JobPlan
 from .entrypoint import ContainerEnv, launch_command, DATA_SUFFIXES
 
 # %% auto #0
-__all__ = ['LOCAL_ONLY', 'ENTRYPOINT', 'LOG_GROUP', 'hyperparameters', 'container_entrypoint', 'sagemaker_training_request',
-           'tail_events', 'SageMakerTrainingJob', 'project_root', 'build_wheel', 'stage_plan', 'stage',
-           'submit_sagemaker', 'SageMakerRuntime']
+__all__ = ['LOCAL_ONLY', 'ENTRYPOINT', 'JOB_NAME_RULE', 'LOG_GROUP', 'hyperparameters', 'container_entrypoint',
+           'sagemaker_training_request', 'tail_events', 'SageMakerTrainingJob', 'project_root', 'build_wheel',
+           'stage_plan', 'stage', 'submit_sagemaker', 'SageMakerRuntime']
 
 # %% ../../nbs/08a_sagemaker.ipynb #95413048
 LOCAL_ONLY = ('output_dir', 'device', 'num_threads', 'tracking_uri', 'track')
@@ -45,9 +45,29 @@ def container_entrypoint(wheel: str|None=None # the wheel's file name in the `co
     if not wheel: return ['python', '-m', ENTRYPOINT]
     return ['/bin/bash', '-c', f'python -m pip install --no-cache-dir --quiet /opt/ml/input/data/code/{wheel} && exec python -m {ENTRYPOINT}']
 
+JOB_NAME_RULE = r'^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$'   # SageMaker's TrainingJobName pattern (1-63 characters)
+
+def _check_job_name(name) -> str:
+    "A SageMaker training job name (checked before any API call); the error states the rule."
+    if not isinstance(name, str): raise TypeError(f"job_name={name!r:.80}: must be a string of 1-63 characters matching {JOB_NAME_RULE}")
+    if not re.fullmatch(JOB_NAME_RULE, name):
+        raise ValueError(f"job_name={name!r:.80}: must match {JOB_NAME_RULE} (1-63 letters, digits and hyphens, "
+                         "starting and ending with a letter or digit)")
+    return name
+
+def _check_ints(**kw):
+    "Each keyword an integer >= 1 (None allowed where the default is None); the error names it."
+    for k, (v, none) in kw.items():
+        if v is None and none: continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r:.80}: must be {'None or ' if none else ''}an integer >= 1")
+
 def _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count) -> int:
     for name, uri in (('train_s3', train_s3), ('output_s3', output_s3), ('eval_s3', eval_s3), ('code_s3', code_s3)):
-        if uri is not None and not str(uri).startswith('s3://'): raise ValueError(f"{name}={uri!r}: must be an s3:// URI")
+        if (name in ('train_s3', 'output_s3') or uri is not None) and not (isinstance(uri, str) and re.fullmatch(r's3://[^/\s]+(/.*)?', uri)):
+            raise ValueError(f"{name}={uri!r:.80}: must be an s3://bucket/key URI")
+    if not isinstance(role_arn, str): raise ValueError(f"role_arn={role_arn!r:.80}: must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    if not isinstance(instance_type, str): raise ValueError(f"instance_type={instance_type!r:.80}: must be an instance type name such as 'ml.g5.2xlarge'")
+    _check_ints(instance_count=(instance_count, False))
     for name, uri in (('train_s3', train_s3), ('eval_s3', eval_s3)):
         if uri is not None and not str(uri).endswith(DATA_SUFFIXES):
             raise ValueError(f"{name}={uri!r}: must name one JSONL/Parquet object (its channel copies it to /opt/ml/input/data/)")
@@ -79,8 +99,17 @@ def sagemaker_training_request(config, # the training config as a dict (or an ob
                               ) -> dict:
     "The `CreateTrainingJob` request for `config` (pure planning: no AWS call)."
     _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count)
-    name = job_name or _job_name()
-    if len(name) > 63: raise ValueError(f"job_name={name!r}: at most 63 characters")
+    _check_ints(volume_gb=(volume_gb, False), max_runtime_s=(max_runtime_s, False), max_wait_s=(max_wait_s, True))
+    if not isinstance(spot, bool): raise ValueError(f"spot={spot!r:.80}: must be True or False")
+    if not isinstance(encrypt_inter_node, bool): raise ValueError(f"encrypt_inter_node={encrypt_inter_node!r:.80}: must be True or False")
+    if checkpoint_s3 is not None and not (isinstance(checkpoint_s3, str) and re.fullmatch(r's3://[^/\s]+(/.*)?', checkpoint_s3)):
+        raise ValueError(f"checkpoint_s3={checkpoint_s3!r:.80}: must be None or an s3://bucket/key URI")
+    for k, v in (('environment', environment), ('tags', tags)):
+        if v is not None and (not isinstance(v, dict) or not all(isinstance(x, str) for x in v)):
+            raise ValueError(f"{k}={v!r:.80}: must be None or a dict with string keys")
+    if environment and not all(isinstance(x, str) for x in environment.values()):
+        raise ValueError(f"environment={environment!r:.80}: values must be strings")
+    name = _check_job_name(_job_name() if job_name is None else job_name)
     if bool(subnets) != bool(security_group_ids): raise ValueError('a VPC needs both subnets and security_group_ids')
     hp = hyperparameters(config, defaults)
     if not mlflow_uri: hp['track'] = 'false'

@@ -12,9 +12,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['WORLD', 'ELEMENTS', 'FRENCH', 'OPPOSITES', 'WORDS', 'GENERATORS', 'GENERAL_CATEGORIES', 'GENERAL_EVAL_SEED',
-           'N_DOMAIN_CONDITIONS', 'BENCH_SUBJECTS', 'CHAT_TEMPLATE', 'SPECIAL_TOKENS', 'World', 'general_pool',
-           'general_qa', 'domain_rows', 'general_benchmark', 'mmlu_prompt', 'render_chat', 'pretraining_corpus',
-           'train_tokenizer', 'TinySpec', 'tiny_model_config', 'build_tiny_model', 'tiny_model_path']
+           'N_DOMAIN_CONDITIONS', 'DOMAIN_DATASET', 'BENCH_SUBJECTS', 'CHAT_TEMPLATE', 'SPECIAL_TOKENS', 'World',
+           'general_pool', 'general_qa', 'domain_rows', 'general_benchmark', 'mmlu_prompt', 'render_chat',
+           'pretraining_corpus', 'train_tokenizer', 'TinySpec', 'tiny_model_config', 'build_tiny_model',
+           'tiny_model_path']
 
 # %% ../../nbs/00a_embedded.ipynb #8f472c0d
 _WORLD_SEED = 20261126
@@ -206,15 +207,20 @@ def _med_item(r, c):
 
 N_DOMAIN_CONDITIONS = 6   # the domain covers this many of the invented conditions: learnable in a CPU-minutes fine-tune
 
+DOMAIN_DATASET = 'forge_nb_invented_med'   # the `dataset_name` of every embedded domain row (MedReason names its source set there)
+
+def _options_text(opts: dict) -> str: return 'Answer Choices:\n' + '\n'.join(f'{k}. {v}' for k, v in opts.items())
+
 def domain_rows(n: int, seed: int = 0, n_conditions: int = N_DOMAIN_CONDITIONS) -> list[dict]:
-    "`n` MedReason-shaped rows (`id`, `question`, `answer`, `options`, `reasoning`) about `n_conditions` invented conditions."
+    "`n` rows in MedReason's schema (`dataset_name`, `id_in_dataset`, `question`, `answer`, `reasoning`, `options` text) about `n_conditions` invented conditions."
     if not 1 <= n_conditions <= len(WORLD.conditions): raise ValueError(f'n_conditions must be in [1, {len(WORLD.conditions)}], got {n_conditions}')
     conds = WORLD.conditions[:n_conditions]
     r = random.Random(seed + 7)
     out = []
     for i in range(n):
         q, ans, opts, why = _med_item(r, conds[i] if i < len(conds) else r.choice(conds))
-        out.append(dict(id=f'med-{seed}-{i:05d}', question=q, answer=ans, options=opts, reasoning=why))
+        out.append(dict(dataset_name=DOMAIN_DATASET, id_in_dataset=seed * 100_000 + i, question=q, answer=ans,
+                        reasoning=why, options=_options_text(opts)))
     return out
 
 # %% ../../nbs/00a_embedded.ipynb #d1842b76

@@ -140,8 +140,13 @@ def dump(self, path) -> Path:
 @patch_to(Job, cls_method=True)
 def load(cls, path) -> 'Job':
     "Re-attach to a job from `dump()`'s JSON (the subclass comes from its `kind`)."
-    d = json.loads(Path(path).read_text()); kind = d.pop('kind', cls.kind)
-    if kind not in Job._kinds: raise ValueError(f'{path}: unknown job kind {kind!r}; known: {sorted(Job._kinds)}')
+    try: d = json.loads(Path(path).read_text(encoding='utf-8'))
+    except FileNotFoundError: raise ValueError(f'{path}: no such file (expected a job handle written by Job.dump)') from None
+    except json.JSONDecodeError as e: raise ValueError(f'{path}:{e.lineno}: not valid JSON ({e.msg}); expected a job handle written by Job.dump') from None
+    except (OSError, UnicodeDecodeError) as e: raise ValueError(f'{path}: cannot be read ({type(e).__name__}: {e})') from None
+    if not isinstance(d, dict): raise ValueError(f'{path}: expected a JSON object (a job handle written by Job.dump), got {type(d).__name__}')
+    kind = d.pop('kind', cls.kind)
+    if not isinstance(kind, str) or kind not in Job._kinds: raise ValueError(f'{path}: unknown job kind {kind!r}; known: {sorted(Job._kinds)}')
     return Job._kinds[kind].from_dict(d)
 
 # %% ../../nbs/00f_jobs.ipynb #354d25c0

@@ -77,8 +77,17 @@ def load_tokenizer(path_or_id=None, *, chat_template: str|None=None, gguf_file: 
     return tok
 
 # %% ../../nbs/00e_models.ipynb #d692fe9e
+def _check_safetensors(ref):
+    "A local folder with only pickled weights is refused before anything is unpickled, with the fix named."
+    p = Path(ref)
+    if p.is_dir() and not any(p.glob('*.safetensors')) and any(p.glob('*.bin')):
+        raise ValueError(f"{p}: only pickled weights ({', '.join(sorted(x.name for x in p.glob('*.bin')))}); forge_nb loads "
+                         "safetensors only, since unpickling can run code. Convert them (save_pretrained(safe_serialization=True)) "
+                         "or pass allow_pickle_weights=True if you trust the files.")
+
 def load_model(path_or_id=None, *, dtype=None, device: str|None=None, merge: bool=False, trust_remote_code: bool=False,
-               attn_implementation: str|None=None, gguf_file: str|None=None, chat_template: str|None=None):
+               attn_implementation: str|None=None, gguf_file: str|None=None, chat_template: str|None=None,
+               allow_pickle_weights: bool=False):   # opt in to pickled `.bin` weights (they can run code when loaded)
     "(model, tokenizer) for a base model folder/hub id or a LoRA adapter folder (base from adapter_config.json)."
     import torch; from transformers import AutoModelForCausalLM   # lazy: heavy optional dependency
     path_or_id, gguf_file = resolve_alias(path_or_id, gguf_file)
@@ -86,16 +95,19 @@ def load_model(path_or_id=None, *, dtype=None, device: str|None=None, merge: boo
     if gguf_file is None and not _is_adapter(ref): gguf_file = _gguf_only(ref)   # a folder that holds only a GGUF file
     kw = dict(dtype=dtype or torch.float32, trust_remote_code=trust_remote_code)
     if gguf_file: kw['gguf_file'] = gguf_file
-    else: kw['use_safetensors'] = True
+    elif not allow_pickle_weights: kw['use_safetensors'] = True
     if attn_implementation: kw['attn_implementation'] = attn_implementation
     if _is_adapter(ref):
         from peft import PeftModel   # lazy: heavy optional dependency
         base, gguf_file = resolve_alias(json.loads(Path(ref, 'adapter_config.json').read_text())['base_model_name_or_path'], gguf_file)
         if gguf_file is None and (gguf_file := _gguf_only(base)): kw.update(gguf_file=gguf_file); kw.pop('use_safetensors', None)
+        if kw.get('use_safetensors'): _check_safetensors(model_ref(base))
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_ref(base), **kw), ref)
         if merge: model = model.merge_and_unload()
         tok_src, tok_gguf = (ref, None) if Path(ref, 'tokenizer_config.json').exists() else (base, gguf_file)
-    else: model, tok_src, tok_gguf = AutoModelForCausalLM.from_pretrained(ref, **kw), ref, gguf_file
+    else:
+        if kw.get('use_safetensors'): _check_safetensors(ref)
+        model, tok_src, tok_gguf = AutoModelForCausalLM.from_pretrained(ref, **kw), ref, gguf_file
     if device: model = model.to(device)
     return model.eval(), load_tokenizer(tok_src, trust_remote_code=trust_remote_code, gguf_file=tok_gguf, chat_template=chat_template)
 

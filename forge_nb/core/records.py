@@ -7,13 +7,15 @@ Docs: https://forge-nb.github.io/forge_nb/records.html.md"""
 # %% ../../nbs/00d_records.ipynb #7310b8c1
 from __future__ import annotations
 import hashlib, json, os, tempfile
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .storage import download_uri
 
 # %% auto #0
-__all__ = ['PROVENANCE', 'join_skip', 'encode_jsonl', 'write_lines', 'write_table', 'write_records', 'read_records',
+__all__ = ['PROVENANCE', 'INCOMPLETE', 'join_skip', 'encode_jsonl', 'atomic_path', 'atomic_write', 'write_lines', 'write_table',
+           'write_records', 'IncompleteOutput', 'begin_outputs', 'finish_outputs', 'check_complete', 'read_records',
            'data_fingerprint']
 
 # %% ../../nbs/00d_records.ipynb #66197b5d
@@ -125,15 +127,30 @@ def encode_jsonl(t: pa.Table, drop=('_file', '_line')) -> pa.Array:
 # %% ../../nbs/00d_records.ipynb #d01b4840
 PROVENANCE = ('_file', '_line')
 
-def _atomic(path, write) -> Path:
-    "Run `write(tmp_path)`, then rename the temporary file onto `path` (same folder, so the rename is atomic)."
+@contextmanager
+def atomic_path(path, fsync: bool = False):
+    "A temporary path beside `path` (same folder, `.<name>.<random>.tmp`) to write to: renamed onto `path` when the block succeeds, removed when it fails."
     p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{p.name}.', suffix='.tmp', dir=p.parent); os.close(fd)
-    try: write(tmp); os.replace(tmp, p)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
-    return p
+
+def atomic_write(path, data: str | bytes, fsync: bool = False) -> Path:
+    "Write `data` (text as UTF-8) to `path`, whole or not at all."
+    with atomic_path(path, fsync) as tmp:
+        with open(tmp, 'wb') as f: f.write(data.encode('utf-8') if isinstance(data, str) else data)
+    return Path(path)
+
+def _atomic(path, write) -> Path:
+    "Run `write(tmp_path)`, then rename the temporary file onto `path` (same folder, so the rename is atomic)."
+    with atomic_path(path) as tmp: write(tmp)
+    return Path(path)
 
 def write_lines(lines: pa.Array, path) -> int:
     "Write a string array to `path`, one value per line, in one buffer; returns the number of lines."
@@ -158,6 +175,42 @@ def write_records(records, path) -> Path:
             for r in records: f.write(json.dumps(r, ensure_ascii=False, default=str) + '\n')
     return _atomic(path, w)
 
+# %% ../../nbs/00d_records.ipynb #e3ae1f00
+INCOMPLETE = '.incomplete'   # present while a stage writes its folder: {"stage": ..., "marker": ...}
+
+class IncompleteOutput(FileNotFoundError):
+    "A stage's output folder without its completion marker: the stage did not finish (rerun it)."
+
+def begin_outputs(folder, marker: str, stage: str) -> Path:
+    "Start writing `stage`'s outputs in `folder`: flag it unfinished, then remove a stale `marker` and leftover temporary files."
+    d = Path(folder); d.mkdir(parents=True, exist_ok=True)
+    atomic_write(d / INCOMPLETE, json.dumps(dict(stage=stage, marker=marker)) + '\n')
+    (d / marker).unlink(missing_ok=True)
+    for f in d.glob('.*.tmp'): f.unlink(missing_ok=True)   # temporaries of a writer that was killed
+    return d
+
+def finish_outputs(folder, marker: str, data) -> Path:
+    "Write `marker` (text, bytes, or a function writing a given path) last and atomically, then drop the unfinished flag."
+    d = Path(folder)
+    with atomic_path(d / marker, fsync=True) as tmp:
+        if callable(data): data(tmp)
+        else:
+            with open(tmp, 'wb') as f: f.write(data.encode('utf-8') if isinstance(data, str) else data)
+    (d / INCOMPLETE).unlink(missing_ok=True)
+    return d / marker
+
+def check_complete(folder, marker: str | None = None, stage: str | None = None) -> Path:
+    "`folder` if the stage writing it finished (its `marker` is there); else raise `IncompleteOutput` naming the folder and the stage to rerun."
+    d = Path(folder); info = {}
+    if (d / INCOMPLETE).exists():
+        try: info = json.loads((d / INCOMPLETE).read_text())
+        except (OSError, ValueError): info = {}
+    marker, stage = marker or info.get('marker'), stage or info.get('stage') or 'the stage that writes it'
+    if marker and not (d / marker).exists():
+        raise IncompleteOutput(f'{d}: {stage} did not finish ({marker}, written last, is missing), so its files may be partial or '
+                               f'stale; rerun {stage}')
+    return d
+
 # %% ../../nbs/00d_records.ipynb #f2bf0cdf
 def _drop_none(d): return {k: v for k, v in d.items() if v is not None}
 
@@ -171,11 +224,15 @@ def _read_parquet(p) -> list[dict]:
 
 def _read_jsonl(p) -> list[dict]:
     out = []
-    with open(p, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
+    with open(p, 'rb') as f:
+        for n, raw in enumerate(f, 1):
+            try: line = raw.decode('utf-8')
+            except UnicodeDecodeError as e: raise ValueError(f'{p}:{n}: not UTF-8 text (byte {e.start + 1} of the line is {raw[e.start:e.start + 1]!r})') from None
             if not line.strip(): continue
-            try: out.append(json.loads(line))
+            try: r = json.loads(line)
             except json.JSONDecodeError as e: raise ValueError(f'{p}:{n}: invalid JSON ({e.msg})') from None
+            if not isinstance(r, dict): raise ValueError(f'{p}:{n}: expected one JSON object per line, got a {type(r).__name__}: {line.strip()[:60]}')
+            out.append(r)
     return out
 
 def read_records(src) -> list[dict]:
@@ -185,6 +242,7 @@ def read_records(src) -> list[dict]:
         if str(src).startswith('s3://'):
             with tempfile.TemporaryDirectory(prefix='forge_nb_rec_') as tmp: return read_records(download_uri(str(src), tmp))
         p = Path(src)
+        if (p.parent / INCOMPLETE).exists(): check_complete(p.parent)   # a stage is (or was killed) writing this folder
         return _read_parquet(p) if p.suffix.lower() in ('.parquet', '.pq') else _read_jsonl(p)
     if hasattr(src, 'records'):   # a mix result (attribute) or a preparation result (method: its train split)
         return read_records(src.records() if callable(src.records) else src.records)

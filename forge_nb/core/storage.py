@@ -10,22 +10,57 @@ import os, re, shutil, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['is_s3', 'split_s3_uri', 's3_client', 'download_uri', 'upload_path']
+__all__ = ['S3_RETRY_MODE', 'S3_MAX_ATTEMPTS', 'is_s3', 'split_s3_uri', 's3_config', 's3_client', 'S3Error', 's3_error',
+           'download_uri', 'upload_path']
 
 # %% ../../nbs/00b_storage.ipynb #9a562938
 def is_s3(uri) -> bool: return isinstance(uri, str) and uri.startswith('s3://')
 
+_BUCKET = re.compile(r'[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]')
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    "`s3://bucket/key/part` → `('bucket', 'key/part')`."
-    m = re.fullmatch(r's3://([^/]+)/?(.*)', uri or '')
+    "`s3://bucket/key/part` → `('bucket', 'key/part')`; the bucket name must follow S3's naming rules."
+    if not isinstance(uri, str): raise ValueError(f'Not an S3 URI: {uri!r} is a {type(uri).__name__}, not text (expected s3://bucket/key)')
+    m = re.fullmatch(r's3://([^/]+)/?(.*)', uri, flags=re.S)
     if not m: raise ValueError(f'Not an S3 URI: {uri!r} (expected s3://bucket/key)')
-    return m.group(1), m.group(2)
+    b = m.group(1)
+    if not _BUCKET.fullmatch(b) or '..' in b or re.fullmatch(r'\d+\.\d+\.\d+\.\d+', b):
+        raise ValueError(f'Not an S3 URI: {uri!r}: bucket name {b!r} breaks S3\'s rules (3-63 lowercase letters, digits, dots '
+                         'and hyphens, starting and ending with a letter or digit, no "..", not an IP address)')
+    return b, m.group(2)
+
+S3_RETRY_MODE, S3_MAX_ATTEMPTS = 'standard', 10   # botocore retries: throttling (SlowDown, 429) and 5xx, with backoff
+
+def s3_config(config=None):
+    "botocore `Config` of every S3 client: explicit retries (`$AWS_RETRY_MODE`, `$AWS_MAX_ATTEMPTS`) and socket timeouts, merged with `config`."
+    from botocore.config import Config   # lazy: heavy optional dependency
+    cfg = Config(retries={'mode': os.environ.get('AWS_RETRY_MODE') or S3_RETRY_MODE,
+                          'total_max_attempts': int(os.environ.get('AWS_MAX_ATTEMPTS') or S3_MAX_ATTEMPTS)},   # the first try included
+                 connect_timeout=10, read_timeout=60)
+    return cfg.merge(config) if config is not None else cfg
 
 def s3_client(**kw):
-    "A boto3 S3 client; `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` point it at an S3-compatible store."
+    "A boto3 S3 client with `s3_config`'s retries; `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` point it at an S3-compatible store."
     import boto3   # lazy: heavy optional dependency
     ep = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
+    kw['config'] = s3_config(kw.get('config'))
     return boto3.client('s3', **({'endpoint_url': ep} if ep else {}), **kw)
+
+class S3Error(OSError):
+    "An S3 call that still failed after botocore's retries; the message names the object, the S3 error code and the attempts."
+
+def s3_error(e: Exception, what: str, uri: str) -> Exception:
+    "`e` (a botocore/boto3 error) as an `S3Error` that says what failed where; other errors are returned unchanged."
+    from botocore.exceptions import BotoCoreError, ClientError   # lazy: heavy optional dependency
+    ce = next((x for x in (e, e.__cause__, e.__context__) if isinstance(x, ClientError)), None)
+    if ce is not None:
+        err, meta = ce.response.get('Error', {}), ce.response.get('ResponseMetadata', {})
+        n = meta.get('RetryAttempts', 0) + 1
+        return S3Error(f"S3 {what} {uri} failed: {err.get('Code', '?')} ({err.get('Message', '')}, HTTP {meta.get('HTTPStatusCode', '?')}) "
+                       f"in {ce.operation_name} after {n} attempt{'s' * (n != 1)}")
+    if isinstance(e, BotoCoreError) or type(e).__module__.startswith(('boto3', 's3transfer')):
+        return S3Error(f"S3 {what} {uri} failed: {type(e).__name__}: {e}")
+    return e
 
 # %% ../../nbs/00b_storage.ipynb #e8a20dfd
 def download_uri(uri, dest_dir=None) -> Path:
@@ -37,18 +72,22 @@ def download_uri(uri, dest_dir=None) -> Path:
     bucket, key = split_s3_uri(uri)
     dest = Path(dest_dir or tempfile.mkdtemp(prefix='forge_nb_s3_'))
     s3 = s3_client()
-    objs = [o['Key'] for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=key)
-            for o in page.get('Contents', [])]
+    try: objs = [o['Key'] for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=key)
+                 for o in page.get('Contents', [])]
+    except Exception as e: raise s3_error(e, 'listing', uri) from e
+    def get(o, out):
+        try: s3.download_file(bucket, o, str(out))
+        except Exception as e: raise s3_error(e, 'download of', f's3://{bucket}/{o}') from e
     if key in objs:   # a single object
         out = dest / Path(key).name
-        dest.mkdir(parents=True, exist_ok=True); s3.download_file(bucket, key, str(out)); return out
+        dest.mkdir(parents=True, exist_ok=True); get(key, out); return out
     pre = key.rstrip('/') + '/' if key else ''
     objs = [o for o in objs if o.startswith(pre) and not o.endswith('/')]
     if not objs: raise FileNotFoundError(f'Nothing found at {uri}')
     root = dest / (Path(key.rstrip('/')).name or bucket)
     for o in objs:
         out = root / o[len(pre):]; out.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, o, str(out))
+        get(o, out)
     return root
 
 def upload_path(path, uri) -> str:
@@ -63,6 +102,9 @@ def upload_path(path, uri) -> str:
         return str(dst)
     bucket, key = split_s3_uri(uri)
     s3 = s3_client()
-    if path.is_file(): s3.upload_file(str(path), bucket, key or path.name); return f's3://{bucket}/{key or path.name}'
-    for f in files: s3.upload_file(str(f), bucket, f"{key.rstrip('/')}/{f.relative_to(path).as_posix()}".lstrip('/'))
+    def put(f, k):
+        try: s3.upload_file(str(f), bucket, k)
+        except Exception as e: raise s3_error(e, 'upload to', f's3://{bucket}/{k}') from e
+    if path.is_file(): put(path, key or path.name); return f's3://{bucket}/{key or path.name}'
+    for f in files: put(f, f"{key.rstrip('/')}/{f.relative_to(path).as_posix()}".lstrip('/'))
     return f's3://{bucket}/{key}'

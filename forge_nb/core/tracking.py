@@ -7,11 +7,12 @@ Docs: https://forge-nb.github.io/forge_nb/tracking.html.md"""
 # %% ../../nbs/00c_tracking.ipynb #b5481969
 from __future__ import annotations
 import os, re, time, warnings, importlib.metadata as md
+from collections import Counter, deque
 from fastcore.basics import patch
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['tracking_uri', 'experiment_id', 'configure_tracking', 'Tracker']
+__all__ = ['tracking_uri', 'open_client', 'experiment_id', 'configure_tracking', 'Tracker']
 
 # %% ../../nbs/00c_tracking.ipynb #bc29ac03
 _SM_ARN = re.compile(r'arn:aws[\w-]*:sagemaker:[\w-]+:\d{12}:(mlflow-tracking-server|mlflow-app)/[\w.-]+')
@@ -30,6 +31,25 @@ def tracking_uri(uri: str | None = None) -> str:
         p.mkdir(parents=True, exist_ok=True); uri = f'sqlite:///{p.resolve() / "mlflow.db"}'
     return uri
 
+def _sqlite_path(uri: str) -> Path|None:
+    p = uri.split('sqlite:///', 1)[1].split('?', 1)[0] if uri.startswith('sqlite:///') else ''
+    return Path(p) if p and p != ':memory:' else None
+
+def open_client(uri: str|None=None):
+    "An `MlflowClient` for `tracking_uri(uri)`; a new sqlite store is created whole (built aside, then linked into place), so a kill mid-creation never leaves a half-migrated database."
+    from mlflow.tracking import MlflowClient   # lazy: heavy optional dependency
+    uri = tracking_uri(uri)
+    p = _sqlite_path(uri)
+    if p is not None and not p.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f'.{p.name}.{os.getpid()}.{time.monotonic_ns()}.tmp')
+        try:
+            MlflowClient(tracking_uri=f'sqlite:///{tmp}')   # creates and migrates the schema
+            try: os.link(tmp, p)                             # appears whole; another process that got there first wins
+            except FileExistsError: pass
+        finally: tmp.unlink(missing_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
 def experiment_id(client, name: str) -> str:
     "Id of MLflow experiment `name`, created if needed; a sqlite store keeps its artifacts beside the database, not in the cwd."
     exp = client.get_experiment_by_name(name)
@@ -45,7 +65,7 @@ def configure_tracking(uri: str | None = None, experiment: str = 'forge_nb') -> 
     import mlflow   # lazy: heavy optional dependency
     u = tracking_uri(uri)
     mlflow.set_tracking_uri(u)
-    mlflow.set_experiment(experiment_id=experiment_id(mlflow.MlflowClient(u), experiment))
+    mlflow.set_experiment(experiment_id=experiment_id(open_client(u), experiment))
     return u
 
 # %% ../../nbs/00c_tracking.ipynb #157744fe
@@ -53,48 +73,158 @@ def _short(v, n=6000):
     s = v if isinstance(v, str) else repr(v) if not isinstance(v, (int, float, bool, type(None))) else str(v)
     return s[:n]
 
+# the request itself is wrong: retrying cannot help (anything else, e.g. a refused connection or a 5xx, may pass later)
+_REJECTED = {'INVALID_PARAMETER_VALUE', 'RESOURCE_ALREADY_EXISTS', 'RESOURCE_DOES_NOT_EXIST', 'INVALID_STATE', 'BAD_REQUEST',
+             'NOT_FOUND', 'ENDPOINT_NOT_FOUND', 'INVALID_REQUEST', 'MALFORMED_REQUEST', 'NOT_IMPLEMENTED'}
+
+def _rejected(e) -> bool:
+    return getattr(e, 'error_code', None) in _REJECTED or isinstance(e, (FileNotFoundError, NotADirectoryError, IsADirectoryError, TypeError, ValueError))
+
 class Tracker:
-    "Fail-soft MLflow logging for one run."
-    def __init__(self, uri: str|None=None, experiment: str='forge_nb', log=None):
+    "Fail-soft MLflow logging for one run: while the server is away, calls wait in memory and are sent when it is back."
+    def __init__(self, uri: str|None=None, experiment: str='forge_nb', log=None, *,
+                 max_buffer: int=100_000,          # metric values kept while the server is away (beyond: the oldest are dropped)
+                 retry_every: tuple=(5.0, 60.0),   # first and longest wait (s) between attempts to reach it again
+                 end_wait: float|None=None):       # seconds `end` keeps trying (default: $FORGE_NB_TRACKING_END_WAIT or 30)
         self.uri, self.experiment, self.log = tracking_uri(uri), experiment, log
         self.run_id, self.active, self.failures = None, True, 0
+        self.max_buffer, self.retry_every = max_buffer, tuple(retry_every)
+        self.end_wait = float(os.environ.get('FORGE_NB_TRACKING_END_WAIT', 30)) if end_wait is None else float(end_wait)
+        self.pending = deque()       # [kind, run_id, payload, what], oldest first
+        self.buffered = 0            # metric values waiting in `pending`
+        self.flushed = self.dropped = self.lost = self.rejected = 0   # metric values sent late / dropped (buffer full) / never sent; calls rejected
+        self.away_since, self._next_try, self._delay, self._sent, self._dropped_now = None, 0.0, self.retry_every[0], Counter(), 0
         if self.uri.startswith(('http://', 'https://')):
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '1')
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR', '1')
             os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '15')
-        from mlflow.tracking import MlflowClient   # lazy: heavy optional dependency
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.client = open_client(self.uri)
 
-    def _guard(self, what, fn, *a, **kw):
-        if not self.active: return None
-        try: return fn(*a, **kw)
-        except Exception as e:
-            self.active, self.failures = False, self.failures + 1
-            msg = (f"MLflow tracking at {self.uri} failed while {what} ({type(e).__name__}: {str(e)[:160]}); "
-                   "continuing without tracking")
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
-            if self.log: self.log(msg)
-            return None
+    def _say(self, msg):
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
+        if self.log: self.log(msg)
+
+    def _send(self, kind, rid, x):
+        "One call to MLflow (raises on failure)."
+        rid = rid or self.run_id
+        if kind == 'start': return self._open(*x)
+        if rid is None: raise RuntimeError('the MLflow run was not created')
+        if kind == 'metrics': self.client.log_batch(rid, metrics=x)
+        elif kind == 'params':
+            ps, resumed = x
+            if resumed: old = self.client.get_run(rid).data.params; ps = [q for q in ps if q.key not in old]
+            for i in range(0, len(ps), 100): self.client.log_batch(rid, params=ps[i:i + 100])
+        elif kind == 'tags': self.client.log_batch(rid, tags=x)
+        else: getattr(self.client, kind)(rid, *x)   # log_artifacts, log_artifact, log_dict, set_terminated
+
+    def _open(self, run_name, tags, run_id):
+        if run_id: self.client.update_run(run_id, status='RUNNING'); self.run_id = run_id
+        else: self.run_id = self.client.create_run(experiment_id(self.client, self.experiment), run_name=run_name, tags=tags or {}).info.run_id
+
+    def _reject(self, kind, what, e):
+        self.rejected += 1
+        if kind == 'start':
+            self.active = False; self.pending.clear(); self.buffered = 0; self.away_since = None
+            self._say(f"MLflow tracking at {self.uri} failed while {what} ({type(e).__name__}: {str(e)[:160]}); continuing without tracking")
+        else: self._say(f"MLflow at {self.uri} rejected {what} ({type(e).__name__}: {str(e)[:160]}); dropped it, tracking goes on")
+
+    def _submit(self, kind, x, what):
+        "Send now, or, while the server is away, retry what is queued (at most once per interval) and queue this behind it."
+        if not self.active: return
+        self._retry()
+        if not self.active: return
+        if self.away_since is None:
+            try: return self._send(kind, self.run_id, x)
+            except Exception as e:
+                self.failures += 1
+                if _rejected(e): return self._reject(kind, what, e)
+                self.away_since, self._delay, self._sent, self._dropped_now = time.monotonic(), self.retry_every[0], Counter(), 0
+                self._next_try = self.away_since + self._delay
+                self._say(f"MLflow tracking at {self.uri} is unreachable (while {what}: {type(e).__name__}: {str(e)[:160]}); "
+                          f"buffering up to {self.max_buffer:,} metric values in memory and retrying every "
+                          f"{self.retry_every[0]:g}-{self.retry_every[1]:g} s; training continues")
+        self._push([kind, self.run_id, x, what])
+
+    def _push(self, op):
+        last = self.pending[-1] if self.pending else None
+        if op[0] == 'metrics' and last and last[0] == 'metrics' and last[1] == op[1]: last[2].extend(op[2])
+        else: self.pending.append(op)
+        if op[0] != 'metrics': return
+        self.buffered += len(op[2])
+        while self.buffered > self.max_buffer:   # drop the oldest metric values
+            o = next(o for o in self.pending if o[0] == 'metrics')
+            k = min(len(o[2]), self.buffered - self.max_buffer)
+            del o[2][:k]; self.buffered -= k; self.dropped += k; self._dropped_now += k
+            if not o[2]: self.pending.remove(o)
+            if self._dropped_now == k:
+                self._say(f"MLflow tracking buffer full ({self.max_buffer:,} metric values): dropping the oldest while {self.uri} is away")
+
+    def _flush(self) -> bool:
+        "Send what is queued, oldest first; False at the first failure that a later try may cure."
+        while self.pending:
+            kind, rid, x, what = op = self.pending[0]
+            try:
+                if kind == 'metrics':
+                    chunk = x[:1000]                          # MLflow takes at most 1000 metrics per batch
+                    self._send(kind, rid, chunk)
+                    del x[:len(chunk)]; self.buffered -= len(chunk); self._sent['metrics'] += len(chunk)
+                    if x: continue
+                else: self._send(kind, rid, x); self._sent[kind] += len(x[0]) if kind == 'params' else len(x) if kind == 'tags' else 1
+            except Exception as e:
+                self.failures += 1
+                if not _rejected(e): return False
+                if kind == 'metrics': self.buffered -= len(x)
+                self._reject(kind, what, e)
+                if not self.active: return True
+            if self.pending and self.pending[0] is op: self.pending.popleft()
+        return True
+
+    def _retry(self, force=False):
+        if self.away_since is None or (not force and time.monotonic() < self._next_try): return
+        if self._flush():
+            if not self.active: return   # reachable, but the run could not be created: `_reject` said so
+            s, dt = self._sent, time.monotonic() - self.away_since
+            self.flushed += s['metrics']; self.away_since = None
+            ups = s['log_artifacts'] + s['log_artifact'] + s['log_dict']
+            msg = (f"MLflow tracking at {self.uri} is back after {dt:.0f} s: flushed {s['metrics']} metrics, {s['params']} params, "
+                   f"{s['tags']} tags, {ups} uploads")
+            if self._dropped_now: msg += f"; {self._dropped_now} older metric values were dropped (buffer limit {self.max_buffer:,})"
+            self._say(msg)
+        else:
+            self._delay = min(self._delay * 2, self.retry_every[1]); self._next_try = time.monotonic() + self._delay
 
     def start(self, run_name: str, params: dict|None=None, tags: dict|None=None, run_id: str|None=None) -> str|None:
-        "Create (or reopen, for a resumed run) the MLflow run and log `params`; returns the run id."
-        def _start():
-            from mlflow.entities import Param, RunTag   # lazy: heavy optional dependency
-            if run_id:
-                self.client.update_run(run_id, status='RUNNING'); rid = run_id
-            else:
-                eid = experiment_id(self.client, self.experiment)
-                rid = self.client.create_run(eid, run_name=run_name, tags=tags or {}).info.run_id
-            self.run_id = rid
-            if params:
-                old = self.client.get_run(rid).data.params if run_id else {}
-                ps = [Param(str(k), _short(v)) for k, v in params.items() if str(k) not in old]
-                for i in range(0, len(ps), 100): self.client.log_batch(rid, params=ps[i:i + 100])
-            return rid
-        return self._guard('starting the run', _start)
+        "Create (or reopen, for a resumed run) the MLflow run and log `params`; returns the run id (None while the server is away)."
+        from mlflow.entities import Param   # lazy: heavy optional dependency
+        self.run_id = None
+        self._submit('start', (run_name, tags, run_id), 'starting the run')
+        if params: self._submit('params', ([Param(str(k), _short(v)) for k, v in params.items()], bool(run_id)), 'logging parameters')
+        return self.run_id
+
+    def _live(self): return self.active and (self.run_id is not None or any(o[0] == 'start' for o in self.pending))
+
+    def flush(self, wait: float=0.0) -> bool:
+        "Try to deliver what waits while the server is away, for up to `wait` s; True when nothing is left waiting."
+        deadline = time.monotonic() + wait
+        while self.away_since is not None:
+            self._retry(force=True)
+            left = deadline - time.monotonic()
+            if self.away_since is None or left <= 0: break
+            time.sleep(min(2.0, left))
+        return self.away_since is None
 
     def end(self, status: str='FINISHED'):
-        if self.run_id: self._guard('closing the run', self.client.set_terminated, self.run_id, status)
+        "Close the run; while the server is away, keep trying for up to `end_wait` s, then report what was not delivered."
+        if not self._live(): return
+        self._submit('set_terminated', (status,), 'closing the run')
+        if self.flush(self.end_wait): return
+        n = Counter(o[0] for o in self.pending)
+        self.lost += self.buffered
+        self._say(f"MLflow tracking at {self.uri} still unreachable after waiting {self.end_wait:g} s at the end: "
+                  f"{self.buffered} metric values, {n['params']} parameter batches, {n['tags']} tag batches and "
+                  f"{n['log_artifacts'] + n['log_artifact'] + n['log_dict']} uploads were not delivered"
+                  f"{' (and the run was never created there)' if n['start'] else ''}; the run folder keeps its own copy of the metrics")
+        self.pending.clear(); self.buffered = 0; self.away_since = None
 
 # %% ../../nbs/00c_tracking.ipynb #17b59486
 @patch
@@ -107,32 +237,31 @@ def log_params(self:Tracker, params: dict):
     "Log parameters (values longer than 6000 characters are cut)."
     from mlflow.entities import Param   # lazy: heavy optional dependency
     ps = [Param(str(k), _short(v)) for k, v in params.items()]
-    for i in range(0, len(ps), 100):
-        if self.run_id: self._guard('logging parameters', self.client.log_batch, self.run_id, params=ps[i:i + 100])
+    if self._live() and ps: self._submit('params', (ps, False), 'logging parameters')
 
 @patch
 def set_tags(self:Tracker, tags: dict):
     "Set tags on the run (`mlflow.parentRunId` nests it under another run)."
     from mlflow.entities import RunTag   # lazy: heavy optional dependency
     ts = [RunTag(str(k), _short(v)) for k, v in tags.items()]
-    if self.run_id and ts: self._guard('setting tags', self.client.log_batch, self.run_id, tags=ts)
+    if self._live() and ts: self._submit('tags', ts, 'setting tags')
 
 @patch
 def log_metrics(self:Tracker, metrics: dict, step: int = 0):
-    "Log numeric metrics at `step`."
+    "Log numeric metrics at `step` (stamped now, even if they reach the server later)."
     from mlflow.entities import Metric   # lazy: heavy optional dependency
     ts = int(time.time() * 1000)
     ms = [Metric(k, float(v), ts, int(step)) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v]
-    if self.run_id and ms: self._guard(f'logging metrics at step {step}', self.client.log_batch, self.run_id, metrics=ms)
+    if self._live() and ms: self._submit('metrics', ms, f'logging metrics at step {step}')
 
 @patch
 def log_artifacts(self:Tracker, local_dir, artifact_path: str|None=None):
-    if self.run_id: self._guard(f'uploading {local_dir}', self.client.log_artifacts, self.run_id, str(local_dir), artifact_path)
+    if self._live(): self._submit('log_artifacts', (str(local_dir), artifact_path), f'uploading {local_dir}')
 
 @patch
 def log_artifact(self:Tracker, path, artifact_path: str|None=None):
-    if self.run_id: self._guard(f'uploading {path}', self.client.log_artifact, self.run_id, str(path), artifact_path)
+    if self._live(): self._submit('log_artifact', (str(path), artifact_path), f'uploading {path}')
 
 @patch
 def log_dict(self:Tracker, d: dict, name: str):
-    if self.run_id: self._guard(f'writing {name}', self.client.log_dict, self.run_id, d, name)
+    if self._live(): self._submit('log_dict', (d, name), f'writing {name}')

@@ -80,10 +80,9 @@ def _json_text_col(values):
     return arr, {b'forge_nb.json': b'1'}
 
 def _lossy(vals) -> bool:
-    "Whether Arrow would convert some of these values into others: booleans among numbers (`False` -> `0`), big integers among floats."
+    "Whether Arrow would convert some of these values into others: booleans among numbers (`False` -> `0`), integers among floats (`10**10` -> `1e+10`)."
     kinds = {type(v) for v in vals if v is not None}
-    if bool in kinds and len(kinds) > 1: return True
-    return int in kinds and float in kinds and any(type(v) is int and abs(v) >= 2 ** 53 for v in vals)
+    return (bool in kinds and len(kinds) > 1) or (int in kinds and float in kinds)
 
 def table_from_rows(rows: list[dict]) -> pa.Table:
     "An Arrow table from dicts; a column whose values do not share one type is kept as JSON text (field metadata `forge_nb.json`)."
@@ -94,6 +93,8 @@ def table_from_rows(rows: list[dict]) -> pa.Table:
         try:
             if _lossy(vals): raise pa.ArrowInvalid('mixed types')
             arr, meta = pa.array(vals), None
+            # nested values must come back as they were: objects with different keys would gain null keys in a struct
+            if pa.types.is_nested(arr.type) and arr.to_pylist() != vals: raise pa.ArrowInvalid('nested values change')
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError): arr, meta = _json_text_col(vals)
         fields.append(pa.field(k, arr.type, metadata=meta)); cols.append(arr)
     return pa.Table.from_arrays(cols, schema=pa.schema(fields)) if names else pa.table({})

@@ -14,15 +14,15 @@ import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .load import Table, LoadError, load, md_table, show
 from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, _col, CANONICAL, FORMATS_OUT
-from ..core.records import write_lines, write_table, encode_jsonl, read_records, write_records, _str
+from ..core.records import write_lines, write_table, encode_jsonl, read_records, write_records, _str, begin_outputs, finish_outputs
 from ..core.models import load_tokenizer
-from ..core.storage import upload_path
+from ..core.storage import upload_path, s3_client, split_s3_uri
 from .validate import validate, ValidationError, ValidationReport
 from .filters import FilterConfig, apply_filters, record_text, filter_inputs, subset_inputs, normalize_text, first_of
 from .stream import iter_tables, key_hashes, SeenHashes, hash_splits, AtomicFiles, prefetch
 
 # %% auto #0
-__all__ = ['SPLITS', 'STREAM_ABOVE', 'split_indices', 'PrepResult', 'prepare']
+__all__ = ['SPLITS', 'PREP_MARKER', 'STREAM_ABOVE', 'split_indices', 'PrepResult', 'prepare']
 
 # %% ../../nbs/01_preparation.ipynb #9411321e
 SPLITS = ('train', 'validation', 'test')
@@ -240,16 +240,20 @@ def _summary(read, kept_n, rejects, bad, reason, counts, rep, nums=None) -> dict
                 rejected_total=len(rejects) + len(bad), sanitized=counts, number_as_text=dict(nums or {}), tokens=rep.length_stats(),
                 balanced=read == sum(kept_n.values()) + len(rejects) + len(bad))
 
+PREP_MARKER = 'summary.json'   # written last: a prepared folder without it did not finish
+
 def _write_summary(local: Path, summary, paths) -> Path:
-    "`summary.json` (written last, atomically: its presence marks a complete preparation)."
-    write_lines(pa.array([json.dumps(dict(summary, paths={k: str(v) for k, v in paths.items()}), indent=1, default=str)]), local/'summary.json')
-    return local/'summary.json'
+    "`summary.json`, the completion marker: written last and atomically (`finish_outputs`), so its presence marks a complete preparation."
+    return finish_outputs(local, PREP_MARKER, json.dumps(dict(summary, paths={k: str(v) for k, v in paths.items()}), indent=1, default=str) + '\n')
 
 def _publish(local: Path, out_dir, paths: dict) -> dict:
-    "Local paths as text, or, for an `s3://` destination, upload the folder and return the URIs."
+    "Local paths as text, or, for an `s3://` destination, upload the folder (one put per file, the marker last) and return the URIs."
     if not str(out_dir).startswith('s3://'): return {k: str(v) for k, v in paths.items()}
     base = str(out_dir).rstrip('/')
-    upload_path(local, base)
+    bucket, key = split_s3_uri(f'{base}/{PREP_MARKER}')
+    s3_client().delete_object(Bucket=bucket, Key=key)   # a stale marker goes first: the prefix reads as unfinished until the end
+    files = sorted(p for p in local.iterdir() if p.is_file() and not p.name.startswith('.') and p.name != PREP_MARKER)
+    for f in files + [local / PREP_MARKER]: upload_path(f, f'{base}/{f.name}')
     shutil.rmtree(local, ignore_errors=True)
     return {k: f'{base}/{Path(v).name}' for k, v in paths.items()}
 
@@ -304,6 +308,7 @@ def _prepare_stream(a: dict, fcfg, tok) -> PrepResult:
     out_dir = a['out_dir']
     local = Path(tempfile.mkdtemp(prefix='forge_nb_prep_')) if str(out_dir).startswith('s3://') else Path(out_dir)
     names = {k: f'{k}.jsonl' for k in (*SPLITS, 'rejects')}
+    begin_outputs(local, PREP_MARKER, 'prepare')   # unfinished until summary.json is written
     with AtomicFiles(local, list(names.values())) as out:
         batches = iter_tables(a['source'], on_error=a['on_error'], split=a['split'], config=a['config'], revision=a['revision'])
         for b in prefetch(batches, _helper()):
@@ -386,7 +391,7 @@ def prepare(source, # file, folder, glob, `s3://` URI, HF id, `Dataset`, DataFra
     bad, keep = np.flatnonzero(reason != ''), np.flatnonzero(reason == '')
     parts = _split(t, keep, splits, seed, stratify, min_rows); tick('split')
     local = Path(tempfile.mkdtemp(prefix='forge_nb_prep_')) if str(out_dir).startswith('s3://') else Path(out_dir)
-    local.mkdir(parents=True, exist_ok=True)
+    begin_outputs(local, PREP_MARKER, 'prepare')   # unfinished until summary.json is written
     paths, kept_n, lines, finish = _write_splits(local, t, keep, parts, out_format, format, render, tok, pool, encoded, half)
     paths['rejects'] = _write_rejects(local/'rejects.jsonl', t, rejects, bad, reason, detail, fld, lines, format)
     finish()

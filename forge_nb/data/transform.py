@@ -14,14 +14,18 @@ from ..core.records import _str, _fld, _string_bytes, join_skip, encode_jsonl
 from .load import Table, LoadError, load, md_table, py_rows
 
 # %% auto #0
-__all__ = ['CANONICAL', 'MSG_TYPE', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'CHAT_MARKERS', 'FORMATS_OUT', 'resolve_columns',
-           'chat_array', 'format_options', 'answer_letters', 'text_values', 'text_column', 'to_chat',
-           'tokenizer_special_tokens', 'reserved_tokens', 'SanitizeConfig', 'may_contain', 'sanitize_array', 'sanitize',
-           'render_chats', 'to_format']
+__all__ = ['CANONICAL', 'MSG_TYPE', 'RESERVED_PREFIXES', 'RESERVED_TOKENS', 'CHAT_MARKERS', 'FORMATS_OUT', 'MissingColumn',
+           'resolve_columns', 'chat_array', 'format_options', 'answer_letters', 'parse_options', 'text_values',
+           'text_column', 'to_chat', 'tokenizer_special_tokens', 'reserved_tokens', 'SanitizeConfig', 'may_contain',
+           'sanitize_array', 'sanitize', 'render_chats', 'to_format']
 
 # %% ../../nbs/01b_transform.ipynb #4c88a2d6
 CANONICAL = ('messages', 'system', 'question', 'answer', 'options', 'reasoning', 'prompt', 'completion', 'text')
 _ALIASES = {'user': 'question', 'assistant': 'answer', 'input': 'question', 'output': 'answer'}
+
+class MissingColumn(LoadError):
+    "The data's shape is clear (e.g. question/answer) but a column it needs is absent from every row."
+    def __init__(self, msg, missing): super().__init__(msg); self.missing = missing
 
 def resolve_columns(columns, column_map=None) -> tuple[str, dict]:
     "The input shape (`chat`, `qa`, `prompt_completion`, `text`) and the map canonical name -> column of `columns`."
@@ -40,7 +44,7 @@ def resolve_columns(columns, column_map=None) -> tuple[str, dict]:
     else: raise LoadError(f"no usable columns: expected messages, question/answer, prompt/completion or text "
                           f"(or a column_map); the data has {sorted(columns)}")
     miss = [cols[k] for k in need if k not in have]
-    if miss: raise LoadError(f"missing column {miss[0]!r} for {kind} data; the data has {sorted(columns)}")
+    if miss: raise MissingColumn(f"missing column {miss[0]!r} for {kind} data; the data has {sorted(columns)}", miss)
     used = {'chat': ['messages', 'system'], 'qa': ['question', 'answer', 'system', 'options', 'reasoning'],
             'prompt_completion': ['prompt', 'completion', 'system'], 'text': ['text']}[kind]
     return kind, {k: have[k] for k in used if k in have}
@@ -91,14 +95,34 @@ def format_options(opts, is_json=False) -> pa.Array:
     return pa.array([None if not v else '\n'.join(f'{k}. {x}' for k, x in dict(v).items()) for v in opts.to_pylist()], pa.string())
 
 def answer_letters(opts, answer) -> pa.Array | None:
-    "The option letter whose text equals the answer (or the answer itself when it is a letter), for struct options."
+    "The option letter whose text equals the answer (or the answer itself when it is a letter), for struct options and option text."
     opts = opts.combine_chunks() if isinstance(opts, pa.ChunkedArray) else opts
+    if pa.types.is_string(opts.type) or pa.types.is_large_string(opts.type):   # MedReason's `Answer Choices:\nA. …` text
+        def one(o, a):
+            d = parse_options(o)
+            if not d or a is None: return None
+            return a if a in d else next((k for k, v in d.items() if v == a), None)
+        return pa.array([one(o, a) for o, a in zip(opts.to_pylist(), _str(answer).to_pylist())], pa.string())
     if not pa.types.is_struct(opts.type): return None
     ans, code = _str(answer), np.full(len(answer), -1, np.int32)
     for i, f in enumerate(opts.type):
         hit = np.asarray(pc.fill_null(pc.or_(pc.equal(_str(_fld(opts, i)), ans), pc.equal(ans, f.name)), False))
         code[(code < 0) & hit] = i
     return pc.take(pa.array([f.name for f in opts.type], pa.string()), pa.array(code, mask=code < 0))
+
+_OPT_LINE = re.compile(r'^\s*\(?([A-Z])[.):]\s*(.*\S)\s*$')
+
+def parse_options(text) -> dict | None:
+    "`{'A': text, ...}` from an options string (MedReason's `Answer Choices:\\nA. …\\nB. …`, also `A)`/`(A)`/`A:` lines); None unless ≥ 2 lettered lines."
+    if isinstance(text, dict): return text or None
+    if not isinstance(text, str): return None
+    out = {}
+    for line in text.splitlines():
+        m = _OPT_LINE.match(line)
+        if m: out[m.group(1)] = m.group(2)
+        elif out and line.strip(): out[list(out)[-1]] += ' ' + line.strip()   # an option that wraps onto the next line
+    return out if len(out) >= 2 and list(out) == [chr(65 + i) for i in range(len(out))] else None
+
 
 # %% ../../nbs/01b_transform.ipynb #69068327
 def _col(t, name): return t.column(name).combine_chunks()
@@ -243,6 +267,14 @@ def to_chat(data, column_map=None, *, system_prompt=None, include_reasoning=Fals
     data = load(data)
     t, files = data.table, ', '.join(data.files) or '<data>'
     try: kind, cols = resolve_columns(data.columns, column_map)
+    except MissingColumn as e:
+        if on_error == 'raise' and len(t): raise LoadError(f"{files}: {e}") from None
+        # rejecting: the column is null in every row, so each row is a `missing_field` reject naming it (as when some rows lack
+        # it), whether the column is absent from the whole data or only from one streamed batch
+        for c in e.missing: t = t.append_column(c, pa.nulls(len(t), pa.string()))
+        data = Table(t, data.rejects, data.files, data.counts)
+        return to_chat(data, column_map, system_prompt=system_prompt, include_reasoning=include_reasoning,
+                       reasoning_template=reasoning_template, on_error=on_error)
     except LoadError as e:
         if on_error == 'raise' and len(t): raise LoadError(f"{files}: {e}") from None
         empty = t.slice(0, 0).append_column('messages', pa.array([], MSG_TYPE))   # no rows, or rows without usable columns

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
-from .task import Task, TaskResult, generate
+from .task import Task, TaskResult, generate, check_int, eval_records
 from ..core.records import read_records
 
 # %% auto #0
@@ -100,12 +100,23 @@ IFEVAL_METRICS = ('prompt_level_strict_acc', 'inst_level_strict_acc', 'prompt_le
 def load_ifeval_inputs(path, # an input_data.jsonl (or Parquet, or s3:// URI)
                       ) -> list[dict]:
     "IFEval inputs (`key`, `prompt`, `instruction_id_list`, `kwargs`) from the official input_data.jsonl format."
-    rows = read_records(path)
-    for n, r in enumerate(rows, 1):
+    rows, where = eval_records(path, 'path')
+    if not rows: raise ValueError(f'{path}: no IFEval inputs (expected one JSON object per line with prompt, instruction_id_list, kwargs)')
+    return _check_inputs(rows, where)
+
+def _check_inputs(rows, where) -> list[dict]:
+    "Each input has `prompt` (str), `instruction_id_list` (list of str) and `kwargs` (one dict or None per instruction)."
+    for r, w in zip(rows, where):
         for f in ('prompt', 'instruction_id_list', 'kwargs'):
-            if f not in r: raise ValueError(f'{path}:{n}: field {f!r} is missing')
-        if len(r['kwargs']) != len(r['instruction_id_list']):
-            raise ValueError(f"{path}:{n}: field 'kwargs' has {len(r['kwargs'])} entries for {len(r['instruction_id_list'])} instructions")
+            if f not in r: raise ValueError(f'{w}: field {f!r} is missing (need prompt, instruction_id_list, kwargs)')
+        if not isinstance(r['prompt'], str): raise ValueError(f"{w}: field 'prompt'={r['prompt']!r:.80} must be a string")
+        ids, kw = r['instruction_id_list'], r['kwargs']
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"{w}: field 'instruction_id_list'={ids!r:.80} must be a list of instruction ids (strings)")
+        if not isinstance(kw, list) or not all(k is None or isinstance(k, dict) for k in kw):
+            raise ValueError(f"{w}: field 'kwargs'={kw!r:.80} must be a list with one dict (or null) per instruction")
+        if len(kw) != len(ids):
+            raise ValueError(f"{w}: field 'kwargs' has {len(kw)} entries for {len(ids)} instructions")
     return rows
 
 def load_ifeval_hub(dataset_id: str = 'google/IFEval', # the hub dataset
@@ -147,8 +158,10 @@ def score_ifeval(inputs_jsonl,          # the official input_data.jsonl
     "The four IFEval accuracies (0-1) of a `{prompt, response}` JSONL, joined to the official inputs by exact prompt."
     inputs = load_ifeval_inputs(inputs_jsonl)
     resp = {}
-    for n, r in enumerate(read_records(responses_jsonl), 1):
-        if 'prompt' not in r or 'response' not in r: raise ValueError(f"{responses_jsonl}:{n}: needs fields 'prompt' and 'response'")
+    for r, w in zip(*eval_records(responses_jsonl, 'responses_jsonl')):
+        if 'prompt' not in r or 'response' not in r: raise ValueError(f"{w}: needs fields 'prompt' and 'response'")
+        if not isinstance(r['prompt'], str) or not isinstance(r['response'], str):
+            raise ValueError(f"{w}: fields 'prompt' and 'response' must be strings, got {type(r['prompt']).__name__} and {type(r['response']).__name__}")
         resp[r['prompt']] = r['response']
     missing = [n for n, i in enumerate(inputs, 1) if i['prompt'] not in resp]
     if missing: raise ValueError(f'{responses_jsonl}: no response for the prompt of {inputs_jsonl} line(s) {missing[:5]}'
@@ -166,10 +179,11 @@ class IFEval(Task):
                  batch_size: int = 8,          # prompts per generation batch
                  seed: int = 0,                # seeds the checkers' random draws (see `check_response`)
                  name: str = 'ifeval'):        # task name (metric prefix)
-        if max_new_tokens < 1: raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
-        if limit is not None and limit < 1: raise ValueError(f'limit must be >= 1, got {limit}')
+        check_int('max_new_tokens', max_new_tokens, 1); check_int('limit', limit, 1, none=True); check_int('batch_size', batch_size, 1)
         inputs = inputs or os.environ.get('FORGE_NB_IFEVAL_INPUTS')
-        rows = load_ifeval_hub() if inputs is None else load_ifeval_inputs(inputs) if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+        if inputs is None: rows = load_ifeval_hub()
+        elif isinstance(inputs, (str, os.PathLike)): rows = load_ifeval_inputs(inputs)
+        else: rows = _check_inputs(*eval_records(inputs, 'inputs'))
         self.inputs = rows[:limit] if limit else rows
         self.name, self.max_new_tokens, self.batch_size, self.seed = name, max_new_tokens, batch_size, seed
 

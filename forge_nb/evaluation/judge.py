@@ -6,7 +6,8 @@ Docs: https://forge-nb.github.io/forge_nb/judge.html.md"""
 
 # %% ../../nbs/04e_judge.ipynb #0b61e542
 from __future__ import annotations
-import json, os, re, time, urllib.request, urllib.error
+import email.utils, http.client, json, os, random, re, socket, threading, time, urllib.request, urllib.error
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from typing import Sequence
 
@@ -41,38 +42,88 @@ class HFJudge(JudgeBackend):
         return generate(self.model, self.tokenizer, convs, max_new_tokens=max_tokens, batch_size=self.batch_size)
 
 # %% ../../nbs/04e_judge.ipynb #88bb87f4
+def _server_message(raw: bytes) -> str:
+    "The `error.message` of an OpenAI-style error body, else the start of the body."
+    try:
+        e = json.loads(raw)['error']
+        return str(e.get('message', e) if isinstance(e, dict) else e)[:300]
+    except Exception: return raw[:300].decode('utf-8', 'replace').strip()
+
 class OpenAIJudge(JudgeBackend):
     "An OpenAI-compatible chat endpoint (`base_url` like `http://host:8000/v1`); key from `api_key` or $OPENAI_API_KEY."
+    RETRY_STATUS = (408, 429)                       # and every 5xx
     def __init__(self, base_url: str,               # e.g. `http://host:8000/v1`
                  model: str,                        # the served model name
                  *, api_key: str | None = None,     # default: $OPENAI_API_KEY ('' sends no key)
                  timeout: float = 120,              # seconds per request
-                 retries: int = 2):                 # retries on 5xx and connection errors
+                 max_attempts: int = 6,             # attempts per prompt (429, 408, 5xx, timeouts and connection errors are retried)
+                 max_concurrency: int = 8,          # requests in flight at once
+                 backoff: float = 1.0,              # seconds before the first retry (doubling, with jitter)
+                 max_backoff: float = 30.0,         # the longest wait between attempts
+                 max_retry_after: float = 60.0,     # the longest `Retry-After` honoured
+                 retries: int | None = None):       # older spelling: `max_attempts = retries + 1`
         self.url = base_url.rstrip('/') + '/chat/completions'
-        self.name, self.timeout, self.retries = model, timeout, retries
+        self.name, self.timeout = model, timeout
+        self.max_attempts = max(1, retries + 1 if retries is not None else max_attempts)
+        self.max_concurrency, self.backoff, self.max_backoff, self.max_retry_after = max(1, max_concurrency), backoff, max_backoff, max_retry_after
         self.api_key = api_key if api_key is not None else os.environ.get('OPENAI_API_KEY')
+        self.stats, self._lock = {'requests': 0, 'retries': 0, 'by_status': {}}, threading.Lock()
+    def __repr__(self): return f'OpenAIJudge({self.name!r}, {self.url!r})'   # never the key
     def request_body(self, system: str, user: str, max_tokens: int) -> dict:
         msgs = ([{'role': 'system', 'content': system}] if system else []) + [{'role': 'user', 'content': user}]
         return {'model': self.name, 'messages': msgs, 'max_tokens': max_tokens, 'temperature': 0}
+    def retry_delay(self, attempt: int, retry_after: str | None = None) -> float:
+        "Seconds before attempt `attempt + 1`: the server's `Retry-After` (seconds or a date, capped), else jittered exponential backoff."
+        if retry_after:
+            try: ra = float(retry_after)
+            except ValueError:
+                try: ra = email.utils.parsedate_to_datetime(retry_after).timestamp() - time.time()
+                except (TypeError, ValueError): ra = None
+            if ra is not None: return min(max(ra, 0.0), self.max_retry_after)
+        d = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return random.uniform(d / 2, d)
+    def _clean(self, s: str) -> str: return s.replace(self.api_key, '***') if self.api_key else s
+    def _count(self, status=None):
+        with self._lock:
+            self.stats['requests'] += 1
+            if status is not None: self.stats['by_status'][status] = self.stats['by_status'].get(status, 0) + 1
     def _post(self, body):
         hdr = {'Content-Type': 'application/json'}
         if self.api_key: hdr['Authorization'] = f'Bearer {self.api_key}'
-        req = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=hdr, method='POST')
-        for attempt in range(self.retries + 1):
+        data = json.dumps(body).encode()
+        for attempt in range(1, self.max_attempts + 1):
+            req = urllib.request.Request(self.url, data=data, headers=hdr, method='POST')
+            retry_after = None
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r: return json.loads(r.read())
+                with urllib.request.urlopen(req, timeout=self.timeout) as r: raw = r.read()
+                self._count()
+                try: return json.loads(raw)
+                except ValueError: last = f'a reply that is not JSON: {raw[:200]!r}'
             except urllib.error.HTTPError as e:
-                if e.code < 500 or attempt == self.retries: raise RuntimeError(f'{self.url}: HTTP {e.code}: {e.read()[:300]!r}') from None
-            except urllib.error.URLError as e:
-                if attempt == self.retries: raise RuntimeError(f'{self.url}: {e.reason}') from None
-            time.sleep(0.5 * 2 ** attempt)
+                self._count(e.code)
+                last = f'HTTP {e.code}: {_server_message(e.read())}'
+                if e.code not in self.RETRY_STATUS and e.code < 500: raise RuntimeError(self._clean(f'{self.url}: {last}')) from None
+                retry_after = e.headers.get('Retry-After')
+            except (urllib.error.URLError, http.client.HTTPException, ConnectionError, socket.timeout, TimeoutError) as e:
+                self._count('connection')
+                last = f'{type(e).__name__}: {getattr(e, "reason", e)}'
+            if attempt == self.max_attempts: break
+            with self._lock: self.stats['retries'] += 1
+            time.sleep(self.retry_delay(attempt, retry_after))
+        raise RuntimeError(self._clean(f'{self.url}: gave up after {self.max_attempts} attempt{"s" * (self.max_attempts != 1)}; last: {last}'))
+    def _one(self, prompt, max_tokens):
+        resp = self._post(self.request_body(*prompt, max_tokens))
+        try: return resp['choices'][0]['message']['content'] or ''
+        except (KeyError, IndexError, TypeError): raise RuntimeError(self._clean(f'{self.url}: unexpected response {str(resp)[:300]}')) from None
     def complete(self, prompts, *, max_tokens: int = 256) -> list[str]:
-        out = []
-        for s, u in prompts:
-            resp = self._post(self.request_body(s, u, max_tokens))
-            try: out.append(resp['choices'][0]['message']['content'] or '')
-            except (KeyError, IndexError, TypeError): raise RuntimeError(f'{self.url}: unexpected response {str(resp)[:300]}') from None
-        return out
+        prompts = list(prompts)
+        if self.max_concurrency == 1 or len(prompts) <= 1: return [self._one(p, max_tokens) for p in prompts]
+        with ThreadPoolExecutor(min(self.max_concurrency, len(prompts)), thread_name_prefix='judge') as ex:
+            futs = [ex.submit(self._one, p, max_tokens) for p in prompts]
+            try: return [f.result() for f in futs]      # in the order of the prompts
+            except BaseException:
+                for f in futs: f.cancel()              # the first failure stops what has not started
+                raise
 
 # %% ../../nbs/04e_judge.ipynb #44a17652
 def build_converse_request(model_id: str, system: str, user: str, max_tokens: int = 256, temperature: float = 0.0) -> dict:
@@ -128,15 +179,18 @@ Reply with a one-sentence reason, then "Rating: [[n]]" with n from 1 to 5."""
 def _ref(reference): return f'[Reference answer]\n{reference}\n\n' if reference else ''
 
 def parse_pairwise(text: str) -> str | None:
-    "'A', 'B', 'tie' or None."
-    m = re.findall(r'\[\[\s*([ABC])\s*\]\]', text or '')
+    "'A', 'B', 'tie' or None (also for a reply that is not text)."
+    if not isinstance(text, str): return None
+    m = re.findall(r'\[\[\s*([ABC])\s*\]\]', text)
     if m: return {'A': 'A', 'B': 'B', 'C': 'tie'}[m[-1]]
-    m = re.search(r'(?i)\b(?:verdict|better)\s*(?:is|:)?\s*(?:answer\s*)?\(?([AB])\b', text or '')
-    return m.group(1) if m else ('tie' if re.search(r'(?i)\btie\b', text or '') else None)
+    # the keywords in any case, the letter only as a capital: 'The verdict is a tie' is a tie, not answer 'a'
+    m = re.search(r'\b(?i:verdict|better)\s*(?i:is|:)?\s*(?i:answer\s*)?\(?([AB])\b', text)
+    return m.group(1) if m else ('tie' if re.search(r'(?i)\btie\b', text) else None)
 
 def parse_rating(text: str) -> int | None:
-    "The 1-5 rating of a pointwise reply (`[[n]]` or `Rating: n`), or None."
-    m = re.findall(r'\[\[\s*([1-5])(?:\.\d+)?\s*\]\]', text or '') or re.findall(r'(?i)rating\s*[:=]?\s*([1-5])\b', text or '')
+    "The 1-5 rating of a pointwise reply (`[[n]]` or `Rating: n`), or None (also for a reply that is not text)."
+    if not isinstance(text, str): return None
+    m = re.findall(r'\[\[\s*([1-5])(?:\.\d+)?\s*\]\]', text) or re.findall(r'(?i)rating\s*[:=]?\s*([1-5])\b', text)
     return int(m[-1]) if m else None
 
 # %% ../../nbs/04e_judge.ipynb #bbff0d3c

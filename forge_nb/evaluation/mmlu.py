@@ -6,7 +6,8 @@ Docs: https://forge-nb.github.io/forge_nb/mmlu.html.md"""
 
 # %% ../../nbs/04b_mmlu.ipynb #2dc901aa
 from __future__ import annotations
-import copy, csv, inspect, os, time
+import copy, csv, inspect, numbers, os, time
+from collections.abc import Mapping
 from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 from ..core import embedded
-from .task import Task, TaskResult, _max_length
+from .task import Task, TaskResult, _max_length, AXES, check_int, _utf8_error
 
 # %% auto #0
 __all__ = ['MMLU_SUBJECTS', 'LETTERS', 'read_mmlu_csv', 'load_mmlu_local', 'load_mmlu_hub', 'mmlu_description', 'mmlu_question',
@@ -56,14 +57,21 @@ def read_mmlu_csv(path,                     # one `<subject>_<split>.csv` file
     subject = subject or path.stem.rsplit('_', 1)[0]
     out = []
     with open(path, newline='', encoding='utf-8') as f:
-        for line, row in enumerate(csv.reader(f), 1):
-            if line == 1 and row and row[0].strip().lower() == 'question': continue
-            if len(row) != 6: raise ValueError(f'{path}:{line}: expected 6 fields (question, 4 choices, answer), got {len(row)}')
-            a = row[5].strip()
-            if a.isdigit() and int(a) < 4: ans = int(a)
-            elif a.upper() in ('A', 'B', 'C', 'D'): ans = 'ABCD'.index(a.upper())
-            else: raise ValueError(f'{path}:{line}: field answer={a!r} is neither 0-3 nor A-D')
-            out.append(dict(question=row[0], choices=row[1:5], answer=ans, subject=subject))
+        reader = csv.reader(f)
+        try:
+            for row in reader:
+                line = reader.line_num   # the file line the row ends on (a quoted field may span lines)
+                if not out and row and row[0].strip().lower() == 'question': continue
+                if not row: continue    # a blank line
+                if len(row) != 6: raise ValueError(f'{path}:{line}: expected 6 fields (question, 4 choices, answer), got {len(row)}')
+                a = row[5].strip()
+                if a.isascii() and a.isdigit() and int(a) < 4: ans = int(a)
+                elif a.upper() in ('A', 'B', 'C', 'D'): ans = 'ABCD'.index(a.upper())
+                else: raise ValueError(f'{path}:{line}: field answer={a!r} is neither 0-3 nor A-D')
+                out.append(dict(question=row[0], choices=row[1:5], answer=ans, subject=subject))
+        except UnicodeDecodeError: raise (_utf8_error(path) or ValueError(f'{path}: not UTF-8 text')) from None
+        except csv.Error as e: raise ValueError(f'{path}:{reader.line_num}: not valid CSV ({e})') from None
+    if not out: raise ValueError(f'{path}: no questions (expected rows: question, 4 choices, answer 0-3 or A-D)')
     return out
 
 def load_mmlu_local(data_dir,                             # folder with `test/` and `dev/` CSV files
@@ -224,6 +232,21 @@ def _aggregate(details, categories: dict):
     return m, 'acc', cols
 
 # %% ../../nbs/04b_mmlu.ipynb #441d37db
+def _check_item(it, where: str) -> dict:
+    "An MMLU-format item: `question` (str), `choices` (2-10 strings), `answer` (index into choices), `subject` (str)."
+    if not isinstance(it, Mapping): raise ValueError(f'{where}: expected a dict {{question, choices, answer, subject}}, got {type(it).__name__} {it!r:.80}')
+    for f in ('question', 'choices', 'answer', 'subject'):
+        if f not in it: raise ValueError(f'{where}: field {f!r} is missing (need question, choices, answer, subject)')
+    if not isinstance(it['question'], str): raise ValueError(f"{where}: field 'question'={it['question']!r:.80} must be a string")
+    if not isinstance(it['subject'], str): raise ValueError(f"{where}: field 'subject'={it['subject']!r:.80} must be a string")
+    ch = it['choices']
+    if isinstance(ch, (str, bytes, Mapping)) or not hasattr(ch, '__len__') or not 2 <= len(ch) <= len(LETTERS) or not all(isinstance(c, str) for c in ch):
+        raise ValueError(f"{where}: field 'choices'={ch!r:.80} must be a list of 2-{len(LETTERS)} strings")
+    a = it['answer']
+    if isinstance(a, bool) or not isinstance(a, numbers.Integral) or not 0 <= a < len(ch):
+        raise ValueError(f"{where}: field 'answer'={a!r:.80} out of range: must be an integer index 0-{len(ch) - 1}")
+    return it
+
 class MultipleChoice(Task):
     "Log-likelihood multiple-choice scoring of MMLU-format items, per subject / category / micro-average."
     axis = 'general'
@@ -237,21 +260,22 @@ class MultipleChoice(Task):
                  batch_size: int = 16,              # rows per forward pass
                  description=None,                  # str, or subject -> str (default: lm-eval's mmlu line)
                  axis: str = 'general'):            # the decision-table axis
-        if k_shot < 0: raise ValueError(f'k_shot must be >= 0, got {k_shot}')
-        if limit is not None and limit < 1: raise ValueError(f'limit must be >= 1 (items per subject), got {limit}')
+        check_int('k_shot', k_shot, 0); check_int('limit', limit, 1, none=True); check_int('batch_size', batch_size, 1)
+        if axis not in AXES: raise ValueError(f'axis={axis!r:.80}: must be one of {AXES}')
         self.name, self.k_shot, self.batch_size, self.axis = name, k_shot, batch_size, axis
         self.description = description
         self.categories = dict(categories or {})
         by = defaultdict(list)
-        for n, it in enumerate(items):
-            for f in ('question', 'choices', 'answer', 'subject'):
-                if f not in it: raise ValueError(f'item {n}: field {f!r} is missing')
-            if not 0 <= int(it['answer']) < len(it['choices']): raise ValueError(f"item {n}: field 'answer'={it['answer']!r} out of range")
-            by[it['subject']].append(it)
+        if isinstance(items, (str, bytes, Mapping)) or not hasattr(items, '__iter__'):
+            raise TypeError(f'items: expected a list of {{question, choices, answer, subject}} dicts, got {type(items).__name__} {items!r:.80}')
+        for n, it in enumerate(items): by[_check_item(it, f'item {n}')['subject']].append(it)
         if subjects is not None:
             _check_subjects(subjects, by); by = {s: by[s] for s in subjects}
         self.items = {s: v[:limit] if limit else v for s, v in by.items()}
+        if shots is not None and not isinstance(shots, Mapping): raise TypeError(f'shots: expected a dict subject -> list of solved items, got {type(shots).__name__}')
         self.shots = {s: list((shots or {}).get(s, []))[:k_shot] for s in self.items} if k_shot else {s: [] for s in self.items}
+        for s, v in self.shots.items():
+            for n, it in enumerate(v): _check_item(it, f'shots[{s!r}][{n}]')
         short = [s for s, v in self.shots.items() if len(v) < k_shot]
         if short: raise ValueError(f'k_shot={k_shot} but subject(s) {short[:3]} have fewer shots')
 

@@ -11,9 +11,10 @@ from collections import Counter
 from typing import Sequence
 
 from fastcore.basics import patch
-from .task import Task, TaskResult, generate, chat_prompt
+from .task import Task, TaskResult, generate, chat_prompt, check_int, check_choice, eval_records
 from .mmlu import loglikelihoods
 from ..core.records import read_records
+from ..data.transform import parse_options
 
 # %% auto #0
 __all__ = ['normalize_answer', 'exact_match', 'token_f1', 'qa_metrics', 'classification_metrics', 'extract_choice',
@@ -101,20 +102,28 @@ def split_record(rec: dict,              # a canonical record with `messages`
                  where: str = 'record', # named in error messages (e.g. `file.jsonl:3`)
                 ) -> tuple[list[dict], str]:
     "(prompt messages, reference) = (turns before the last assistant turn, its content)."
+    if not isinstance(rec, dict): raise ValueError(f"{where}: expected a record (a dict with field 'messages'), got {type(rec).__name__} {rec!r:.80}")
     msgs = rec.get('messages')
-    if not isinstance(msgs, list) or not msgs: raise ValueError(f"{where}: field 'messages' is missing or empty")
+    if not isinstance(msgs, list) or not msgs: raise ValueError(f"{where}: field 'messages' is missing or empty (expected a list of {{role, content}} turns)")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or not isinstance(m.get('role'), str) or not isinstance(m.get('content'), str):
+            raise ValueError(f"{where}: field 'messages'[{i}]={m!r:.80} must be a dict with string 'role' and 'content'")
     last = max((i for i, m in enumerate(msgs) if m.get('role') == 'assistant'), default=None)
     if last is None: raise ValueError(f"{where}: field 'messages' has no assistant turn to use as the reference")
     if last == 0: raise ValueError(f"{where}: field 'messages' has no turn before the assistant turn")
     return msgs[:last], msgs[last]['content']
 
-def _gold_letter(rec, ref):
+def _gold_letter(rec, ref, opts):
     g = rec.get('answer_letter')
-    if g in rec['options']: return g
+    if isinstance(g, str) and g in opts: return g
     a = rec.get('answer')
-    for k, v in rec['options'].items():
+    for k, v in opts.items():
         if a is not None and normalize_answer(str(v)) == normalize_answer(str(a)): return k
-    return extract_choice(ref, rec['options'])
+    return extract_choice(ref, opts)
+
+def _options(o):
+    "A record's options as a dict: as stored, or parsed from MedReason's one-string form (`Answer Choices:\\nA. …`)."
+    return parse_options(o) if isinstance(o, str) else o
 
 # %% ../../nbs/04d_qa.ipynb #3d3134f1
 class DomainQA(Task):
@@ -127,24 +136,25 @@ class DomainQA(Task):
                  mode: str = 'auto',           # 'auto' (choice when every record has `options`), 'generative' or 'choice'
                  scoring: str = 'generate',    # 'generate' an answer, or 'loglik': the likeliest option (choice only)
                  name: str = 'domain'):        # task name (metric prefix)
-        if mode not in ('auto', 'generative', 'choice'): raise ValueError(f"mode must be 'auto', 'generative' or 'choice', got {mode!r}")
-        if scoring not in ('generate', 'loglik'): raise ValueError(f"scoring must be 'generate' or 'loglik', got {scoring!r}")
-        if max_new_tokens < 1: raise ValueError(f'max_new_tokens must be >= 1, got {max_new_tokens}')
+        check_choice('mode', mode, ('auto', 'generative', 'choice')); check_choice('scoring', scoring, ('generate', 'loglik'))
+        check_int('max_new_tokens', max_new_tokens, 1); check_int('limit', limit, 1, none=True); check_int('batch_size', batch_size, 1)
         src = str(path_or_records) if isinstance(path_or_records, (str, os.PathLike)) else 'records'
-        recs = read_records(path_or_records)
+        recs, where = eval_records(path_or_records, 'path_or_records')
         recs = recs[:limit] if limit else recs
-        if not recs: raise ValueError(f'{src}: no records')
+        if not recs: raise ValueError(f"{src}: no records (expected canonical chat records with field 'messages')")
         self.examples = []
-        for n, r in enumerate(recs, 1):
-            prompt, ref = split_record(r, f'{src}:{n}' if src != 'records' else f'record {n}')
-            self.examples.append(dict(prompt=prompt, reference=ref, options=r.get('options'), record=r))
+        for r, w in zip(recs, where):
+            prompt, ref = split_record(r, w)
+            self.examples.append(dict(prompt=prompt, reference=ref, options=_options(r.get('options')), record=r, where=w))
         has_opts = all(isinstance(e['options'], dict) and e['options'] for e in self.examples)
-        if mode == 'choice' and not has_opts: raise ValueError(f"{src}: mode='choice' needs a field 'options' (dict) on every record")
+        if mode == 'choice' and not has_opts: raise ValueError(f"{src}: mode='choice' needs a field 'options' (a dict, or lettered lines of text) on every record")
         self.mode = ('choice' if has_opts else 'generative') if mode == 'auto' else mode
         if self.mode == 'choice':
-            for n, e in enumerate(self.examples, 1):
-                e['gold'] = _gold_letter(e['record'], e['reference'])
-                if e['gold'] is None: raise ValueError(f"{src}:{n}: cannot tell the gold option (fields 'answer_letter'/'answer')")
+            for e in self.examples:
+                if not all(isinstance(k, str) and k and isinstance(v, (str, int, float)) for k, v in e['options'].items()):
+                    raise ValueError(f"{e['where']}: field 'options'={e['options']!r:.80} must be a dict option letter (str) -> option text")
+                e['gold'] = _gold_letter(e['record'], e['reference'], e['options'])
+                if e['gold'] is None: raise ValueError(f"{e['where']}: cannot tell the gold option (fields 'answer_letter'/'answer')")
         if scoring == 'loglik' and self.mode != 'choice': raise ValueError(f"{src}: scoring='loglik' needs multiple-choice records (field 'options')")
         self.name, self.max_new_tokens, self.batch_size, self.scoring = name, max_new_tokens, batch_size, scoring
 

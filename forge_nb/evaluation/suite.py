@@ -15,6 +15,7 @@ import pandas as pd
 from fastcore.basics import patch
 from ..core.models import resolve_model
 from ..core.tracking import Tracker
+from ..core.records import atomic_write
 from .task import Task, TaskResult
 
 # %% auto #0
@@ -77,11 +78,10 @@ def to_dict(self: EvalReport) -> dict:
 def save(self: EvalReport,
          path, # the JSON file to write
         ) -> Path:
-    "Write `to_dict()` plus per-item details to a JSON file."
+    "Write `to_dict()` plus per-item details to a JSON file, whole or not at all (a temporary file renamed into place)."
     d = self.to_dict()
     d['details'] = {m: {t: r.details for t, r in tr.items()} for m, tr in self.results.items()}
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(d, indent=1, default=str)); return p
+    return atomic_write(path, json.dumps(d, indent=1, default=str))
 
 @patch
 def __repr__(self: EvalReport): return f'EvalReport(baseline={self.baseline!r})\n' + self.table.round(4).to_string()

@@ -6,7 +6,9 @@ Docs: https://forge-nb.github.io/forge_nb/task.html.md"""
 
 # %% ../../nbs/04a_task.ipynb #eb6bb0c8
 from __future__ import annotations
-import math
+import math, os
+from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -14,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['AXES', 'TaskResult', 'Task', 'chat_prompt', 'generate']
+__all__ = ['AXES', 'TaskResult', 'check_int', 'check_choice', 'eval_records', 'Task', 'chat_prompt', 'generate']
 
 # %% ../../nbs/04a_task.ipynb #00967e72
 AXES = ('general', 'domain', 'instruction', 'judge')
@@ -45,6 +47,48 @@ class TaskResult:
         rows = '\n'.join(f'| {k} | {v:.4f} |' for k, v in self.metrics.items() if k in self.columns or len(self.metrics) <= 12)
         return (f'**{self.task}** ({self.axis} axis): {self.headline} = **{self.score:.4f}** on {self.n} items '
                 f'in {self.seconds:.1f} s\n\n| metric | value |\n|---|---|\n{rows}')
+
+def check_int(name: str, v, lo: int = 1, none: bool = False) -> int | None:
+    "`v` if it is an integer >= `lo` (or None when `none`); else a ValueError that names `name` and the range."
+    if v is None and none: return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name}={v!r:.80}: must be {'None or ' if none else ''}an integer >= {lo}")
+    return v
+
+def check_choice(name: str, v, choices: tuple):
+    "`v` if it is one of `choices` (strings); else a ValueError that names `name` and the choices."
+    if not isinstance(v, str) or v not in choices: raise ValueError(f"{name}={v!r:.80}: must be one of {choices}")
+    return v
+
+def _utf8_error(path) -> ValueError | None:
+    "A ValueError naming the first line of `path` that is not UTF-8 (None when the file decodes)."
+    with open(path, 'rb') as f:
+        for n, line in enumerate(f, 1):
+            try: line.decode('utf-8')
+            except UnicodeDecodeError as e: return ValueError(f'{path}:{n}: not UTF-8 text (byte {e.start + 1} of the line: {e.reason})')
+    return None
+
+def eval_records(src,               # a JSONL/Parquet path, an s3:// URI, or a list of records
+                 what: str = 'records', # named in errors about `src` itself
+                ) -> tuple[list[dict], list[str]]:
+    "(records, where): each record a dict; `where[i]` is `file:line` (JSONL), `file:row` (Parquet) or `record i`, for error messages."
+    from ..core.records import read_records   # lazy: keeps `task` importable on its own
+    if isinstance(src, (str, os.PathLike)):
+        name = os.fspath(src)
+        try: recs = read_records(src)
+        except UnicodeDecodeError: raise (_utf8_error(name) or ValueError(f'{name}: not UTF-8 text')) from None
+        lines = None
+        if not str(name).startswith('s3://') and Path(name).suffix.lower() not in ('.parquet', '.pq'):
+            with open(name, encoding='utf-8') as f: lines = [n for n, l in enumerate(f, 1) if l.strip()]
+        where = [f'{name}:{lines[i] if lines and i < len(lines) else i + 1}' for i in range(len(recs))]
+    else:
+        if isinstance(src, (bytes, dict, Mapping)) or not (isinstance(src, (list, tuple)) or hasattr(src, 'records') or hasattr(src, 'to_list')):
+            raise TypeError(f'{what}: expected a JSONL/Parquet path, an s3:// URI or a list of records, got {type(src).__name__} {src!r:.80}')
+        recs = read_records(src)
+        where = [f'record {i + 1}' for i in range(len(recs))]
+    for r, w in zip(recs, where):
+        if not isinstance(r, dict): raise ValueError(f'{w}: expected a JSON object (a record), got {type(r).__name__} {r!r:.80}')
+    return recs, where
 
 class Task:
     "Base class: subclasses set `name`/`axis` and implement `run(model, tokenizer) -> TaskResult`."

@@ -6,13 +6,13 @@ Docs: https://forge-nb.github.io/forge_nb/catalog.html.md"""
 
 # %% ../../nbs/02a_catalog.ipynb #d3c4a57b
 from __future__ import annotations
-import json, os, socket, warnings
+import json, math, os, socket, string, warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 from fastcore.basics import patch
 from ..core.embedded import GENERAL_CATEGORIES, general_pool, tiny_model_path
-from .config import categories, closest, register_category, CATEGORIES
+from .config import categories, closest, register_category, CATEGORIES, MixConfigError
 from .sources import SPECS, synthetic_rows
 from .samples import sample, hub_offline, CatalogUnavailable
 
@@ -31,6 +31,59 @@ def _content(m):
 def _field(row, spec):
     if spec is None: return None
     return spec.format_map(row) if '{' in spec else row[spec]
+
+_COLUMN_KEYS = ('messages', 'conversations', 'prompt', 'response', 'system')
+
+def _bad(f, v, want): return TypeError(f"Source.{f}={v!r:.80}: must be {want}")
+
+def _check_columns(c):
+    "`columns`: how a row becomes `messages` - `messages` or `conversations` or `prompt`+`response` (+ `system`), each a column or template."
+    want = (f"a dict with keys among {_COLUMN_KEYS} holding column names or '{{column}}' templates, with 'messages', "
+            "'conversations' or both 'prompt' and 'response'")
+    if not isinstance(c, dict) or not c: raise _bad('columns', c, want)
+    for k, v in c.items():
+        if k not in _COLUMN_KEYS: raise ValueError(f"Source.columns: unknown key {k!r}; must be {want}")
+        if k == 'system' and v is None: continue
+        if not isinstance(v, str) or not v: raise _bad(f'columns[{k!r}]', v, 'a column name or a template such as "{question}?"')
+        if '{' in v or '}' in v:
+            try: list(string.Formatter().parse(v))
+            except ValueError as e: raise ValueError(f"Source.columns[{k!r}]={v!r}: not a valid template ({e}); write literal braces as {{{{ }}}}") from None
+    if not ('messages' in c or 'conversations' in c or {'prompt', 'response'} <= set(c)):
+        raise ValueError(f"Source.columns={c!r:.80}: must be {want}")
+
+def _check_source(s):
+    "Validate a `Source` where it is declared (each error names the field and what it accepts)."
+    if not isinstance(s.category, str): raise _bad('category', s.category, f'a category name (str), one of {categories()}')
+    if s.category not in categories():
+        raise MixConfigError(f"Source.category {s.category!r} is unknown; did you mean {closest(s.category, categories())!r}? "
+                             "(register_category adds your own)")
+    if isinstance(s.hf_id, os.PathLike): s.hf_id = os.fspath(s.hf_id)
+    if sum(x is not None for x in (s.hf_id, s.records, s.generator)) != 1:
+        raise ValueError(f"Source for {s.category!r}: give exactly one of hf_id, records, generator")
+    if s.hf_id is not None and (not isinstance(s.hf_id, str) or not s.hf_id.strip()):
+        raise _bad('hf_id', s.hf_id, "a hub id such as 'org/name', a local path or a `datasets` builder such as 'json'")
+    if s.records is not None and (not isinstance(s.records, (list, tuple)) or not all(isinstance(r, dict) for r in s.records)):
+        raise _bad('records', s.records, 'a list of dict records')
+    if s.generator is not None and not callable(s.generator): raise _bad('generator', s.generator, 'a callable generator(n, seed) -> list[dict]')
+    if not isinstance(s.split, str) or not s.split.strip(): raise _bad('split', s.split, "a non-empty split name such as 'train'")
+    for f in ('config', 'name', 'revision'):
+        v = getattr(s, f)
+        if v is not None and (not isinstance(v, str) or not v.strip()): raise _bad(f, v, 'None or a non-empty string')
+    for f in ('licence', 'note', 'url', 'files'):
+        if not isinstance(getattr(s, f), str): raise _bad(f, getattr(s, f), 'a string')
+    _check_columns(s.columns)
+    w = s.weight
+    if isinstance(w, bool) or not isinstance(w, (int, float)): raise _bad('weight', w, 'a number > 0 (its share of the category)')
+    try: fin = math.isfinite(w)
+    except OverflowError: fin = False   # an int too large for a float
+    if not (fin and w > 0): raise ValueError(f"Source.weight={w!r:.80}: must be a finite number > 0 (its share of the category)")
+    if s.filter is not None and (not isinstance(s.filter, dict) or not all(isinstance(k, str) for k in s.filter)):
+        raise _bad('filter', s.filter, 'None or a dict {column: value}')
+    if s.data_files is not None and not isinstance(s.data_files, (str, os.PathLike, list, tuple, dict)):
+        raise _bad('data_files', s.data_files, 'None, a path, a list of paths or a dict {split: paths}')
+    if s.commercial is not None and not isinstance(s.commercial, bool): raise _bad('commercial', s.commercial, 'True, False or None (unknown)')
+    if s.schema is not None and not isinstance(s.schema, dict): raise _bad('schema', s.schema, 'None or a dict {column: type}')
+    if s.format not in ('parquet', 'json'): raise ValueError(f"Source.format={s.format!r:.80}: must be 'parquet' or 'json'")
 
 @dataclass
 class Source:
@@ -55,13 +108,7 @@ class Source:
     files: str = ''                   # hub path pattern of the split's shards
     format: str = 'parquet'           # file format on the hub ('parquet' or 'json')
 
-    def __post_init__(self):
-        if self.category not in categories():
-            raise KeyError(f"Source category {self.category!r} is unknown; did you mean {closest(self.category, categories())!r}? "
-                           "(register_category adds your own)")
-        if sum(x is not None for x in (self.hf_id, self.records, self.generator)) != 1:
-            raise ValueError(f"Source for {self.category!r}: give exactly one of hf_id, records, generator")
-        if self.weight <= 0: raise ValueError(f"Source for {self.category!r}: weight must be > 0, got {self.weight}")
+    def __post_init__(self): _check_source(self)
 
     @property
     def kind(self) -> str:
@@ -166,6 +213,8 @@ class Catalog:
         for s in sources or []: self.add(s)
 
     def add(self, source: Source, replace: bool = False) -> Catalog:
+        if not isinstance(source, Source):
+            raise TypeError(f"Catalog.add: expected a Source (see register_source for records, hub ids and generators), got {type(source).__name__} {source!r:.80}")
         if replace: self.sources[source.category] = []
         self.sources.setdefault(source.category, []).append(source)
         return self

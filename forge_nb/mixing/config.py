@@ -6,7 +6,8 @@ Docs: https://forge-nb.github.io/forge_nb/mixing.html.md"""
 
 # %% ../../nbs/02_mixing.ipynb #049e40bc
 from __future__ import annotations
-import difflib, json, math, re
+import difflib, json, math, os, re
+from collections.abc import Mapping
 import yaml
 from fastcore.basics import patch
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'DEFAULT_CUSTOMER_PERCENT', 'DEFAULT_WEIGHTS', 'TOL', 'categories', 'register_category', 'closest',
-           'canonical_key', 'check_weights', 'MixConfig', 'get_config', 'set_config', 'reset_config']
+           'canonical_key', 'MixConfigError', 'check_weights', 'MixConfig', 'get_config', 'set_config', 'reset_config']
 
 # %% ../../nbs/02_mixing.ipynb #2256dd4c
 CATEGORIES = ('agents', 'baseline', 'chat', 'factuality', 'identity', 'long-context', 'math', 'rai', 'instruction-following',
@@ -58,26 +59,34 @@ DEFAULT_WEIGHTS = {'baseline': 20.0, 'instruction-following': 20.0, 'stem': 10.0
 # %% ../../nbs/02_mixing.ipynb #285bfb8e
 TOL = 0.01
 
+class MixConfigError(KeyError, ValueError):
+    "An unknown key or field in a mix config: a `ValueError`, and a `KeyError` for callers that catch that."
+    def __str__(self): return str(self.args[0]) if self.args else ''
+
 def _num(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or isinstance(v, complex):
-        try:
-            if isinstance(v, bool): raise TypeError
-            v = float(v)
-        except (TypeError, ValueError): raise TypeError(f"{name}: expected a number 0-100, got {v!r}") from None
-    v = float(v)
-    if math.isnan(v) or not 0 <= v <= 100: raise ValueError(f"{name}: {v!r} is outside 0-100")
-    return v
+    "`v` (a number, numeric string or NumPy scalar) as a float in 0-100; the error names `name` and the range."
+    try:
+        if isinstance(v, (bool, complex)) or not (isinstance(v, (int, float, str)) or hasattr(v, '__float__')): raise TypeError
+        f = float(v)
+    except (TypeError, ValueError): raise TypeError(f"{name}: expected a number 0-100, got {v!r:.80}") from None
+    except OverflowError: raise ValueError(f"{name}: {v!r:.80} is outside 0-100") from None
+    if math.isnan(f) or not 0 <= f <= 100: raise ValueError(f"{name}: {v!r:.80} is outside 0-100")
+    return f
 
 def check_weights(customer_data_percent, weights: dict) -> tuple[float, dict]:
     "Validate per the rules above; returns the cleaned `(customer, {category: weight})` (all categories, floats)."
     c = _num('customer_data_percent', customer_data_percent)
+    if weights is not None and not isinstance(weights, Mapping):
+        raise TypeError(f"weights: expected a dict {{category: percent 0-100}}, got {type(weights).__name__} {weights!r:.80}")
     valid = categories()
-    out = {k: 0.0 for k in valid}
+    out, seen = {k: 0.0 for k in valid}, {}
     for k, v in (weights or {}).items():
         ck = canonical_key(k)
         if ck not in out:
-            raise KeyError(f"weights[{k!r}]: unknown category; did you mean {closest(k, valid)!r}? "
-                           f"(register your own with register_category({k!r}))")
+            raise MixConfigError(f"weights[{k!r}]: unknown category; did you mean {closest(k, valid)!r}? "
+                                 f"(register your own with register_category({k!r}))")
+        if ck in seen: raise ValueError(f"weights: {seen[ck]!r} and {k!r} both name category {ck!r}; give each category once")
+        seen[ck] = k
         out[ck] = _num(f'weights[{k!r}]', v)
     tot = sum(out.values())
     if c >= 100 and tot > 0:
@@ -88,6 +97,8 @@ def check_weights(customer_data_percent, weights: dict) -> tuple[float, dict]:
     return c, out
 
 # %% ../../nbs/02_mixing.ipynb #93d018f0
+_FIELDS = ['customer_data_percent', 'weights', 'custom_categories']
+
 @dataclass
 class MixConfig:
     "Share of your data in every batch, and how the general part splits across categories."
@@ -95,9 +106,9 @@ class MixConfig:
     weights: dict | None = None  # {category: % of the general part}, each 0-100, summing to 100 unless customer is 100
 
     def __post_init__(self):
-        w = self.weights
-        if w is None: w = {} if float(self.customer_data_percent) >= 100 else dict(DEFAULT_WEIGHTS)
-        self.customer_data_percent, full = check_weights(self.customer_data_percent, w)
+        c, w = _num('customer_data_percent', self.customer_data_percent), self.weights
+        if w is None: w = {} if c >= 100 else dict(DEFAULT_WEIGHTS)
+        self.customer_data_percent, full = check_weights(c, w)
         self.weights = {k: v for k, v in full.items() if v > 0}
 
     @property
@@ -120,19 +131,35 @@ class MixConfig:
     @classmethod
     def from_dict(cls, d: dict) -> MixConfig:
         "Build from `to_dict` output or a flat reference-style dict (`customer_data_percent`, `nova_<cat>_percent`, ...)."
+        if not isinstance(d, Mapping):
+            raise TypeError(f"mix config: expected a dict with keys {_FIELDS} (or reference-style nova_<category>_percent keys), "
+                            f"got {type(d).__name__} {d!r:.80}")
         d = dict(d)
-        for c in d.pop('custom_categories', []) or []: register_category(c)
+        cc = d.pop('custom_categories', None) or []
+        if not isinstance(cc, (list, tuple)) or not all(isinstance(c, str) for c in cc):
+            raise TypeError(f"custom_categories: expected a list of category names (lower-case letters, digits and hyphens), got {cc!r:.80}")
+        new = [c for c in cc if c not in categories()]
+        try:
+            for c in cc: register_category(c)
+            return cls._from_fields(d)
+        except Exception:   # a rejected config leaves no category behind
+            for c in new:
+                if c in _USER_CATEGORIES: _USER_CATEGORIES.remove(c)
+            raise
+
+    @classmethod
+    def _from_fields(cls, d: dict) -> MixConfig:
         if 'weights' in d or set(d) <= {'customer_data_percent'}:
             extra = set(d) - {'customer_data_percent', 'weights'}
             if extra:
-                k = sorted(extra)[0]
-                raise KeyError(f"{k!r}: unknown field; did you mean {closest(k, ['customer_data_percent', 'weights', 'custom_categories'])!r}?")
+                k = sorted(extra, key=str)[0]
+                raise MixConfigError(f"{k!r}: unknown field; did you mean {closest(k, _FIELDS)!r}? (fields: {', '.join(_FIELDS)})")
             return cls(d.get('customer_data_percent', DEFAULT_CUSTOMER_PERCENT), d.get('weights'))
         c = d.pop('customer_data_percent', 0.0)  # reference semantics: leaving it out means 0% customer data
         for k in d:
             if canonical_key(k) not in categories():
                 cands = ['customer_data_percent'] + categories() + [f"nova_{c.replace('-', '_')}_percent" for c in categories()]
-                raise KeyError(f"{k!r}: unknown key; did you mean {closest(k, cands)!r}?")
+                raise MixConfigError(f"{k!r}: unknown key; did you mean {closest(k, cands)!r}?")
         return cls(c, d)
 
     def _repr_markdown_(self):
@@ -143,6 +170,21 @@ class MixConfig:
                 f"over {len(self.weights)} categories\n\n| source | weight % | % of every batch |\n|---|---:|---:|\n" + '\n'.join(rows))
 
 # %% ../../nbs/02_mixing.ipynb #75cb6061
+def _is_file(s: str) -> bool:
+    try: return Path(s).is_file()
+    except (OSError, ValueError): return False   # a name too long, a NUL byte...
+
+def _config_text(s_or_path, fmt: str, inline) -> tuple[str, str]:
+    "(text, where) of a mix config given as `fmt` text or as a file path; `where` names the file in error messages."
+    if not isinstance(s_or_path, (str, os.PathLike)):
+        raise TypeError(f"mix config: expected {fmt} text or the path of a {fmt} file, got {type(s_or_path).__name__} {s_or_path!r:.80}")
+    if isinstance(s_or_path, str) and inline(s_or_path): return s_or_path, f'{fmt} text'
+    p = Path(s_or_path)
+    try: return p.read_text(encoding='utf-8'), str(p)
+    except FileNotFoundError: raise ValueError(f"{str(p)!r:.200}: no such file (expected {fmt} text or the path of a {fmt} file)") from None
+    except (OSError, ValueError) as e:   # a folder, a bad name, bytes that are not UTF-8
+        raise ValueError(f"{str(p)!r:.200}: cannot be read as a {fmt} file ({type(e).__name__}: {e})") from None
+
 @patch
 def to_json(self: MixConfig, path=None) -> str:
     s = json.dumps(self.to_dict(), indent=2)
@@ -151,9 +193,12 @@ def to_json(self: MixConfig, path=None) -> str:
 
 @patch(cls_method=True)
 def from_json(cls: MixConfig, s_or_path) -> MixConfig:
-    s = str(s_or_path)
-    if not s.lstrip().startswith('{'): s = Path(s).read_text()
-    return cls.from_dict(json.loads(s))
+    "From JSON text (starting with `{`) or a JSON file."
+    s, where = _config_text(s_or_path, 'JSON', lambda s: s.lstrip()[:1] in ('{', '[') or '\n' in s or not s.strip())
+    try: d = json.loads(s)
+    except json.JSONDecodeError as e: raise ValueError(f"{where}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except RecursionError: raise ValueError(f"{where}: not valid JSON (nested too deeply)") from None
+    return cls.from_dict(d)
 
 @patch
 def to_yaml(self: MixConfig, path=None) -> str:
@@ -163,9 +208,16 @@ def to_yaml(self: MixConfig, path=None) -> str:
 
 @patch(cls_method=True)
 def from_yaml(cls: MixConfig, s_or_path) -> MixConfig:
-    s = str(s_or_path)
-    if '\n' not in s and Path(s).exists(): s = Path(s).read_text()
-    return cls.from_dict(yaml.safe_load(s))
+    "From YAML text or a YAML file (a one-line string that names an existing file, or ends in .yaml/.yml, is a path)."
+    file = lambda s: '\n' not in s and (_is_file(s) or s.strip().endswith(('.yaml', '.yml')))
+    s, where = _config_text(s_or_path, 'YAML', lambda s: not file(s))
+    try: d = yaml.safe_load(s)
+    except yaml.YAMLError as e:
+        m = getattr(e, 'problem_mark', None)
+        raise ValueError(f"{where}{f':{m.line + 1}' if m else ''}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except (ValueError, TypeError, RecursionError) as e:   # a value YAML's own constructors reject, e.g. a date like 2001-13-45
+        raise ValueError(f"{where}: not valid YAML ({type(e).__name__}: {e})") from None
+    return cls.from_dict(d)
 
 @patch
 def save(self: MixConfig, path) -> Path:
@@ -176,6 +228,8 @@ def save(self: MixConfig, path) -> Path:
 
 @patch(cls_method=True)
 def load(cls: MixConfig, path) -> MixConfig:
+    "Read a config written by `save`: YAML for `.yaml`/`.yml`, else JSON."
+    if not isinstance(path, (str, os.PathLike)): raise TypeError(f"path: expected a file path (str or Path), got {type(path).__name__} {path!r:.80}")
     p = Path(path)
     return (cls.from_yaml if p.suffix in ('.yaml', '.yml') else cls.from_json)(p)
 
@@ -208,7 +262,9 @@ def set_config(config=None, /, **kwargs) -> MixConfig:
     "Validate and store a config given as a `MixConfig`, a dict (nested or reference-flat) or keyword arguments."
     global _CURRENT
     if config is None: config = kwargs
-    elif kwargs: config = {**(config.to_dict() if isinstance(config, MixConfig) else dict(config)), **kwargs}
+    elif kwargs:
+        if not isinstance(config, (MixConfig, Mapping)): MixConfig.from_dict(config)   # raises: names what a config must be
+        config = {**(config.to_dict() if isinstance(config, MixConfig) else dict(config)), **kwargs}
     if not isinstance(config, MixConfig): config = MixConfig.from_dict(config)
     else: config = MixConfig(config.customer_data_percent, dict(config.weights))
     _CURRENT = config

@@ -14,11 +14,11 @@ from .config import MixConfig, get_config
 from .catalog import Catalog, default_catalog, catalog_for
 from .decontam import NgramIndex, decontaminate as _decon, heldout_texts
 from .report import MixReport
-from ..core.records import read_records, write_records
+from ..core.records import read_records, write_records, atomic_path, atomic_write, begin_outputs, finish_outputs
 
 # %% auto #0
-__all__ = ['apportion', 'plan_counts', 'permute_index', 'rows_for', 'Exhausted', 'Manifest', 'assign', 'trainable_tokens',
-           'MixResult', 'mix']
+__all__ = ['MIX_MARKER', 'apportion', 'plan_counts', 'permute_index', 'rows_for', 'Exhausted', 'Manifest', 'assign',
+           'trainable_tokens', 'MixResult', 'mix']
 
 # %% ../../nbs/02b_mixer.ipynb #b1b99e25
 def apportion(weights, n: int) -> np.ndarray:
@@ -134,8 +134,9 @@ class Manifest:
     def save(self, path) -> Path:
         "Parquet (`.parquet`) or JSON Lines (anything else)."
         p = Path(path); df = self.to_frame()
-        if p.suffix == '.parquet': df.to_parquet(p, index=False)
-        else: df.astype({'source': str}).to_json(p, orient='records', lines=True)
+        with atomic_path(p) as tmp:   # whole or not at all
+            if p.suffix == '.parquet': df.to_parquet(tmp, index=False)
+            else: df.astype({'source': str}).to_json(tmp, orient='records', lines=True)
         return p
 
     def _repr_markdown_(self):
@@ -231,6 +232,8 @@ def trainable_tokens(record: dict, tokenizer=None) -> int:
     return n
 
 # %% ../../nbs/02b_mixer.ipynb #ff1f1685
+MIX_MARKER = 'report.json'   # written last: a mix folder without it did not finish
+
 @dataclass
 class MixResult:
     "A mixed training stream: `records` (each with `source`), the `manifest`, the `report` and the `config` used."
@@ -247,12 +250,12 @@ class MixResult:
         return datasets.Dataset.from_list(self.records)
 
     def save(self, out_dir) -> Path:
-        "Write `mixed.jsonl`, `manifest.parquet`, `report.json` and `mix_config.json` into `out_dir`; returns the folder."
-        d = Path(out_dir); d.mkdir(parents=True, exist_ok=True)
+        "Write `mix_config.json`, `mixed.jsonl`, `manifest.parquet`, then `report.json` (the completion marker, last) into `out_dir`; returns the folder."
+        d = begin_outputs(out_dir, MIX_MARKER, 'mix')   # flags the folder unfinished, removes a stale report.json
+        atomic_write(d / 'mix_config.json', self.config.to_json() + '\n')
         write_records(self.records, d / 'mixed.jsonl')
         self.manifest.save(d / 'manifest.parquet')
-        (d / 'report.json').write_text(json.dumps(self.report.to_dict(), indent=1) + '\n')
-        self.config.to_json(d / 'mix_config.json')
+        finish_outputs(d, MIX_MARKER, json.dumps(self.report.to_dict(), indent=1) + '\n')
         return d
 
     def _repr_markdown_(self): return f"**MixResult**: {len(self):,} records\n\n" + self.report._repr_markdown_()

@@ -6,7 +6,8 @@ Docs: https://forge-nb.github.io/forge_nb/config.html.md"""
 
 # %% ../../nbs/03b_config.ipynb #dddadfe4
 from __future__ import annotations
-import difflib, json, math, random
+import difflib, json, math, os, random, re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, asdict
 from fastcore.basics import patch_to
 from ..core.embedded import domain_rows, general_pool
@@ -80,24 +81,50 @@ class TrainConfig:
     def __post_init__(self): _validate(self)
 
 # %% ../../nbs/03b_config.ipynb #fca2d464
+_TEXT = {'model': 'a hub id or local path', 'init_from': 'a run folder, adapter, model or checkpoint (local path or s3:// URI)',
+         'chat_template': 'a jinja chat template', 'device': "'cpu', 'cuda', 'cuda:<index>', 'mps' or 'xpu'",
+         'output_dir': 'a folder path', 'tracking_uri': 'an MLflow tracking URI or SageMaker MLflow ARN',
+         'experiment': 'an MLflow experiment name', 'run_name': 'an MLflow run name'}
+_PATHS = ('model', 'init_from', 'output_dir')   # a pathlib.Path is accepted and stored as text
+_DEVICE = re.compile(r'(cpu|cuda|mps|xpu)(:\d+)?')
+
+def _show(v) -> str:
+    "A value's repr for messages, cut to 80 characters."
+    r = repr(v)
+    return r if len(r) <= 80 else r[:77] + '...'
+
+def _is(v, c) -> bool: return v is c or (type(v) is type(c) and v == c)   # 1 is not True, 1.0 is not 'lora'
+
 def _check_field(f, v):
     md = f.metadata
-    if md.get('choices') is not None and v not in md['choices']:
-        raise ValueError(f"TrainConfig.{f.name}={v!r}: must be one of {md['choices']}")
+    if md.get('choices') is not None and not any(_is(v, c) for c in md['choices']):
+        raise ValueError(f"TrainConfig.{f.name}={_show(v)}: must be one of {md['choices']}")
+    if md.get('range') is not None and v is None and 'None' not in str(f.type):
+        lo, hi = md['range']
+        raise ValueError(f"TrainConfig.{f.name}=None: must be {'an integer' if f.type.startswith('int') else 'a number'} in [{lo}, {hi}]")
     if md.get('range') is not None and v is not None:
         lo, hi = md['range']
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"TrainConfig.{f.name}={v!r}: must be a number in [{lo}, {hi}]")
+            raise ValueError(f"TrainConfig.{f.name}={_show(v)}: must be a number in [{lo}, {hi}]" + (' or None' if 'None' in str(f.type) else ''))
         if f.type.startswith('int') and not isinstance(v, int):
-            raise ValueError(f"TrainConfig.{f.name}={v!r}: must be an integer in [{lo}, {hi}]")
+            raise ValueError(f"TrainConfig.{f.name}={_show(v)}: must be an integer in [{lo}, {hi}]")
         if not lo <= v <= hi:
-            raise ValueError(f"TrainConfig.{f.name}={v!r}: out of range [{lo}, {hi}]")
+            raise ValueError(f"TrainConfig.{f.name}={_show(v)}: out of range [{lo}, {hi}]")
+    if f.name in _TEXT:
+        none = 'None' in str(f.type)
+        if (v is None and not none) or (v is not None and (not isinstance(v, str) or not v.strip())):
+            raise ValueError(f"TrainConfig.{f.name}={_show(v)}: must be {'None or ' if none else ''}a non-empty string ({_TEXT[f.name]})")
+        if f.name == 'device' and v is not None and not _DEVICE.fullmatch(v):
+            raise ValueError(f"TrainConfig.device={_show(v)}: must be None or {_TEXT['device']}")
 
 def _names_ok(v, word): return v == word or (isinstance(v, list) and v and all(isinstance(t, str) for t in v))
 
 def _validate(c: TrainConfig):
-    "Check every field and the combinations; normalise tuples of module names to lists."
+    "Check every field and the combinations; normalise tuples of module names to lists and paths to text."
+    for k in _PATHS:
+        if isinstance(getattr(c, k), os.PathLike): setattr(c, k, os.fspath(getattr(c, k)))
     for f in fields(c): _check_field(f, getattr(c, f.name))
+
     if c.max_steps is not None and c.warmup_steps > c.max_steps:
         raise ValueError(f"TrainConfig.warmup_steps={c.warmup_steps}: must be <= max_steps={c.max_steps}")
     if c.max_steps is not None and c.save_steps is not None and c.save_steps > c.max_steps:
@@ -131,11 +158,13 @@ def from_dict(cls, d: dict # overrides by name; strings are parsed back to the f
              ) -> TrainConfig:
     "Build from a dict, rejecting unknown keys with a suggestion."
     names = [f.name for f in fields(cls)]
+    if not isinstance(d, Mapping):
+        raise TypeError(f"training overrides: expected a dict {{key: value}} with keys among {', '.join(names)}; got {type(d).__name__} {_show(d)}")
     types = {f.name: str(f.type) for f in fields(cls)}
     d = {k: _parse_str(v, types.get(k, 'str')) for k, v in d.items()}
     for k in d:
         if k not in names:
-            close = [_ALIASES[k]] if k in _ALIASES else difflib.get_close_matches(k, names, n=1)
+            close = [_ALIASES[k]] if k in _ALIASES else difflib.get_close_matches(str(k), names, n=1)
             raise ValueError(f"unknown training override {k!r}" + (f" (did you mean {close[0]!r}?)" if close else '')
                              + f"; valid keys: {', '.join(names)}")
     return cls(**d)

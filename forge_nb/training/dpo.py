@@ -14,7 +14,7 @@ from ..core.models import load_tokenizer
 from ..core.records import read_records
 from .config import TrainConfig, plan
 from .checkpoints import checkpoints
-from .model import build_model, resolve_init, base_ref
+from .model import build_model, resolve_init, base_ref, base_tokenizer
 from .precision import resolve_precision, estimate_memory, memory_mark, memory_peak_mb
 from .run import Run, start_tracking, device_for
 
@@ -96,7 +96,7 @@ def train_dpo(run: Run, train_records, eval_records, mix, resume: bool, names: t
     if cfg.num_threads: run.threads0 = torch.get_num_threads(); torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(cfg.seed)
     init = resolve_init(cfg.init_from, run.out / 'init' / str(run.rank)) if cfg.init_from else None
-    ref = base_ref(cfg, init); tok = load_tokenizer(ref, trust_remote_code=cfg.trust_remote_code, chat_template=cfg.chat_template)
+    ref = base_ref(cfg, init); tok = base_tokenizer(cfg, ref)
     train_records, eval_records = read_records(train_records), read_records(eval_records)
     rows = preference_rows(train_records, names[0], bool(tok.chat_template))
     ev = preference_rows(eval_records, names[1], bool(tok.chat_template)) if eval_records else None

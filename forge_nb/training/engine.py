@@ -15,12 +15,13 @@ from ..core.jobs import RunFolder, now_iso, write_json
 from ..core.models import load_tokenizer, model_ref
 from ..core.records import read_records
 from .config import TrainConfig, plan, demo_records
-from .model import build_model, make_optimizer, resolve_init, base_ref
+from .model import build_model, make_optimizer, resolve_init, base_ref, base_tokenizer
 from .precision import Precision, resolve_precision, autocast_for, grad_scaler, estimate_memory, memory_mark, memory_peak_mb
 from .run import Run, open_run, guarded, start_tracking, mix_dir, device_for, dist_info
 from .dpo import train_dpo
 from .packing import (tokenize_chat, tokenize_text, collate, token_losses, register_packed_attention, supports_packing,
                                        PACKED_ATTN)
+from .monitor import job_gpu_metrics
 from .checkpoints import checkpoints, save_checkpoint, load_checkpoint, trim_metrics, unwrap, barrier
 
 # %% auto #0
@@ -165,10 +166,11 @@ def _log_step(run: Run, lp: Loop, idx, done, start, total, spe, t_start, last, g
     el = time.time() - t_start
     per_src = {}
     for i in idx: per_src[lp.samples[i]['source']] = per_src.get(lp.samples[i]['source'], 0) + 1
-    run.folder.append_metrics({'step': done, 'epoch': round(done / spe, 4), **last, 'tokens': g_tokens, 'samples': per_src,
+    gpu = job_gpu_metrics() if lp.device.type == 'cuda' else {}   # the node's GPUs, seen from the job (a remote monitor shows these)
+    run.folder.append_metrics({'step': done, 'epoch': round(done / spe, 4), **last, **gpu, 'tokens': g_tokens, 'samples': per_src,
                                'step_time_s': dt, 'elapsed_s': el, 'eta_s': el / (done - start) * (total - done), 'time': time.time()})
     run.log(f"step {done}/{total} loss {last['loss']:.4f} lr {last['lr']:.2e} grad_norm {last['grad_norm']:.3f} tok/s {last['tokens_per_s']:,.0f}")
-    if run.tracker: run.tracker.log_metrics(last, step=done)
+    if run.tracker: run.tracker.log_metrics({**last, **gpu}, step=done)
 
 def _run_steps(run: Run, lp: Loop, ev: list, p: dict, start: int, shuffle: bool, is_lora: bool) -> dict:
     "Steps `start`..`total`; returns the final training metrics."
@@ -227,7 +229,7 @@ def _start(run: Run, train_records, eval_records, names: tuple) -> tuple:
     init = resolve_init(cfg.init_from, run.out / 'init' / str(run.rank)) if cfg.init_from else None
     ref = base_ref(cfg, init)
     if init: run.log(f"starting from {init.kind} {init.path}")
-    tok = load_tokenizer(ref, trust_remote_code=cfg.trust_remote_code, chat_template=cfg.chat_template)
+    tok = base_tokenizer(cfg, ref)
     train_records, eval_records = read_records(train_records), read_records(eval_records)
     samples, dropped = tokenize_all(train_records, tok, cfg, names[0])
     ev, _ = tokenize_all(eval_records, tok, cfg, names[1])

@@ -10,7 +10,7 @@ import json, shutil
 from dataclasses import dataclass
 from pathlib import Path
 import torch
-from ..core.models import model_ref, load_model, resolve_alias
+from ..core.models import model_ref, load_model, load_tokenizer, resolve_alias
 from ..core.storage import is_s3, download_uri
 from .config import TrainConfig
 from .lora import lora_targets, lora_config, resolve_modules_to_save
@@ -18,8 +18,8 @@ from .packing import register_packed_attention, supports_packing, PACKED_ATTN
 from .precision import Precision, resolve_precision, cast_trainable
 
 # %% auto #0
-__all__ = ['InitSource', 'resolve_init', 'base_ref', 'quantization_config', 'load_base', 'build_model', 'make_optimizer',
-           'merge_adapter']
+__all__ = ['InitSource', 'resolve_init', 'base_ref', 'base_tokenizer', 'quantization_config', 'load_base', 'build_model',
+           'make_optimizer', 'merge_adapter']
 
 # %% ../../nbs/03j_model.ipynb #36798d0b
 @dataclass
@@ -53,6 +53,18 @@ def base_ref(cfg: TrainConfig, init: InitSource|None) -> str:
     if init is not None and init.kind == 'adapter' and cfg.model is None and init.base: return model_ref(init.base)
     return model_ref(resolve_alias(cfg.model)[0])      # 'smollm2': the GGUF converted once to a safetensors folder
 
+def _load_error(cfg: TrainConfig, ref: str, e: Exception) -> ValueError:
+    "transformers' OSError (no such folder, no hub access, no weights) as an error that names the field to fix."
+    first = f'{type(e).__name__}: ' + (str(e).strip().splitlines() or [''])[0][:300]
+    if ref.startswith(('/', '.', '~')) and not Path(ref).expanduser().exists(): first = 'no such folder'
+    return ValueError(f"TrainConfig.model={cfg.model!r}: cannot load {ref!r} ({first}); "
+                      "give a local model folder, a hub id available offline (in the cache), or an alias such as 'smollm2'")
+
+def base_tokenizer(cfg: TrainConfig, ref: str):
+    "The tokenizer of the base model `ref` (with `cfg.chat_template`); a model that cannot be loaded is a ValueError naming `TrainConfig.model`."
+    try: return load_tokenizer(ref, trust_remote_code=cfg.trust_remote_code, chat_template=cfg.chat_template)
+    except OSError as e: raise _load_error(cfg, ref, e) from None
+
 # %% ../../nbs/03j_model.ipynb #46528b4e
 def quantization_config(prec: Precision):
     "The bitsandbytes 4-bit NF4 config of QLoRA (double quantization, computing in `prec`'s half dtype)."
@@ -65,7 +77,8 @@ def load_base(cfg: TrainConfig, ref: str, device, prec: Precision, init: InitSou
     from transformers import AutoModelForCausalLM   # lazy: heavy optional dependency
     kw = dict(dtype=prec.weights, trust_remote_code=cfg.trust_remote_code, use_safetensors=True)
     if cfg.method == 'qlora': kw.update(quantization_config=quantization_config(prec), device_map={'': torch.device(device)})
-    model = AutoModelForCausalLM.from_pretrained(ref, **kw)
+    try: model = AutoModelForCausalLM.from_pretrained(ref, **kw)
+    except OSError as e: raise _load_error(cfg, ref, e) from None
     if init is not None and init.kind == 'checkpoint':
         params = dict(model.named_parameters())
         with torch.no_grad():

@@ -6,21 +6,17 @@ Docs: https://forge-nb.github.io/forge_nb/monitor.html.md"""
 
 # %% ../../nbs/03d_monitor.ipynb #21d9533f
 from __future__ import annotations
-import io, threading, time
+import html, io, os, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from ..core.jobs import Job, RunFolder, TERMINAL
 
 # %% auto #0
-__all__ = ['gpu_stats', 'Progress', 'read_progress', 'progress_figure', 'figure_png', 'Monitor', 'monitor']
+__all__ = ['JOB_TAG', 'JOB_ENV', 'gpu_stats', 'current_job_name', 'gpu_summary', 'job_gpu_metrics', 'Progress', 'read_progress',
+           'progress_figure', 'figure_png', 'Monitor', 'monitor', 'find_job_run', 'job_tracking_uri', 'RemoteProgress']
 
 # %% ../../nbs/03d_monitor.ipynb #aeb79a0e
-def gpu_stats() -> list[dict]:
-    "Utilisation and memory per GPU via NVML; [] when NVML or a GPU is not available."
-    try:
-        import pynvml   # lazy: heavy optional dependency
-        pynvml.nvmlInit()
-    except Exception: return []
+def _nvml_read(pynvml) -> list[dict]:
     out = []
     try:
         for i in range(pynvml.nvmlDeviceGetCount()):
@@ -30,15 +26,74 @@ def gpu_stats() -> list[dict]:
             out.append(dict(index=i, name=name.decode() if isinstance(name, bytes) else name, util_pct=u.gpu,
                             mem_used_gib=m.used / 2**30, mem_total_gib=m.total / 2**30))
     except Exception: pass
+    return out
+
+def gpu_stats() -> list[dict]:
+    "Utilisation and memory per GPU via NVML; [] when NVML or a GPU is not available."
+    try:
+        import pynvml   # lazy: heavy optional dependency
+        pynvml.nvmlInit()
+    except Exception: return []
+    try: return _nvml_read(pynvml)
     finally:
         try: pynvml.nvmlShutdown()
         except Exception: pass
+
+# %% ../../nbs/03d_monitor.ipynb #b83e51f2
+JOB_TAG = 'forge_nb.job'                            # the MLflow tag naming the job a run belongs to
+JOB_ENV = ('FORGE_NB_JOB_NAME', 'TRAINING_JOB_NAME')   # ours, then the one SageMaker sets in every training container
+
+def current_job_name(env: dict|None=None # default: this process's environment
+                    ) -> str|None:
+    "The name of the job this process trains in (`$FORGE_NB_JOB_NAME`, else SageMaker's `$TRAINING_JOB_NAME`); None outside a job."
+    e = os.environ if env is None else env
+    return next((e[k] for k in JOB_ENV if e.get(k)), None)
+
+def gpu_summary(stats: list[dict] # `gpu_stats()` rows, one per GPU
+               ) -> dict:
+    "One step's GPU metrics: utilisation and memory, maximum and mean over the node's GPUs; {} without GPUs."
+    if not stats: return {}
+    mean = lambda xs: sum(xs) / len(xs)
+    m = [float(g['mem_used_gib']) for g in stats]
+    out = {'gpu/count': float(len(stats)), 'gpu/mem_used_gib': max(m), 'gpu/mem_used_gib_mean': mean(m),
+           'gpu/mem_total_gib': max(float(g['mem_total_gib']) for g in stats)}
+    u = [float(g['util_pct']) for g in stats if g.get('util_pct') is not None]
+    if u: out.update({'gpu/util_pct': max(u), 'gpu/util_pct_mean': mean(u)})
     return out
+
+_NVML = {}   # NVML stays initialised in a training process: no init/shutdown per log step
+
+def _torch_gpu_stats() -> list[dict]:
+    "Memory of this process's GPU from torch (no utilisation), when NVML is missing."
+    try:
+        import torch   # lazy: heavy optional dependency
+        if not torch.cuda.is_available(): return []
+        i = torch.cuda.current_device(); free, total = torch.cuda.mem_get_info(i)
+        return [dict(index=i, name=torch.cuda.get_device_name(i), util_pct=None, mem_used_gib=(total - free) / 2**30, mem_total_gib=total / 2**30)]
+    except Exception: return []
+
+def job_gpu_metrics() -> dict:
+    "What a training job logs at each log step: `gpu_summary` of NVML's figures for its node (torch's memory figure without NVML)."
+    if 'nvml' not in _NVML:
+        try:
+            import pynvml   # lazy: heavy optional dependency
+            pynvml.nvmlInit(); _NVML['nvml'] = pynvml
+        except Exception: _NVML['nvml'] = None
+    stats = _nvml_read(_NVML['nvml']) if _NVML['nvml'] else []
+    return gpu_summary(stats or _torch_gpu_stats())
 
 # %% ../../nbs/03d_monitor.ipynb #e167f144
 def _fmt_s(s):
     if s is None or s != s: return '?'
     s = int(s); return f'{s // 3600}h{s % 3600 // 60:02d}m' if s >= 3600 else f'{s // 60}m{s % 60:02d}s'
+
+def _fmt_gpu(g: dict) -> str:
+    if g.get('source') != 'job': return f"GPU{g['index']} {g['util_pct']}% {g['mem_used_gib']:.1f}/{g['mem_total_gib']:.0f} GiB"
+    n = int(g.get('count') or 1)
+    parts = [f"GPU (job side{f', max of {n}' if n > 1 else ''})"]
+    if g.get('util_pct') is not None: parts.append(f"{g['util_pct']:.0f}%")
+    if g.get('mem_used_gib') is not None: parts.append(f"{g['mem_used_gib']:.1f}/{g.get('mem_total_gib') or 0:.0f} GiB")
+    return ' '.join(parts)
 
 @dataclass
 class Progress:
@@ -55,11 +110,16 @@ class Progress:
     gpu: list
     run_id: str|None = None
     model_path: str|None = None
+    name: str|None = None       # the job's name (remote jobs)
+    message: str|None = None    # what could not be read this time (remote jobs)
+    remote: bool = False        # read through the job's API and MLflow, not a run folder
 
+    @property
+    def title(self) -> str: return self.name or Path(self.output_dir).name
     @property
     def sources(self) -> list[str]: return sorted(c.split('/', 1)[1] for c in self.metrics.columns if c.startswith('loss/'))
     @property
-    def fraction(self) -> float: return self.step / self.max_steps if self.max_steps else 0.0
+    def fraction(self) -> float: return min(self.step / self.max_steps, 1.0) if self.max_steps else 0.0
     def summary(self) -> str:
         l = self.last
         parts = [f"{self.state}", f"step {self.step}/{self.max_steps or '?'}"]
@@ -67,16 +127,24 @@ class Progress:
         if 'lr' in l: parts.append(f"lr {l['lr']:.2e}")
         if 'tokens_per_s' in l: parts.append(f"{l['tokens_per_s']:,.0f} tok/s")
         parts.append(f"ETA {_fmt_s(self.eta_s)}" if self.state == 'running' else f"elapsed {_fmt_s(self.elapsed_s)}")
-        parts += [f"GPU{g['index']} {g['util_pct']}% {g['mem_used_gib']:.1f}/{g['mem_total_gib']:.0f} GiB" for g in self.gpu]
+        parts += [_fmt_gpu(g) for g in self.gpu]
         return ' · '.join(parts)
-    def _repr_markdown_(self): return f"**{Path(self.output_dir).name}**: {self.summary()}"
+    def _repr_markdown_(self): return f"**{self.title}**: {self.summary()}" + (f" ⚠ {self.message}" if self.message else '')
 
 # %% ../../nbs/03d_monitor.ipynb #9c64b58c
-def read_progress(job_or_dir, # a `Job` with a run folder (`output_dir`), or the folder itself
+def _is_local(src) -> bool:
+    "A run folder, or a job that has one (`TrainJob`): read from files. Any other job is read remotely."
+    return not isinstance(src, Job) or isinstance(getattr(src, 'folder', None), RunFolder)
+
+def read_progress(job_or_dir, # a `Job` (local with a run folder, or remote), or a run folder
                   n_log: int=15, # log lines to keep
-                  gpu: bool=True # read NVML too
+                  gpu: bool=True, # GPU figures (NVML here for a local run; the job's own figures for a remote one)
+                  *, tracking_uri: str|None=None, # remote jobs: the MLflow server the job logs to (default: the job's, else $MLFLOW_TRACKING_URI)
+                  experiment: str|None=None, # remote jobs: look for the run in this experiment only
+                  timeout_s: float=10.0 # remote jobs: the longest one API or MLflow call may take
                  ) -> Progress:
-    "Read a run folder (through `RunFolder`, or a job's own status) into a `Progress`."
+    "Read a run folder (through `RunFolder`, or a job's own status) into a `Progress`; a remote job through `RemoteProgress`."
+    if not _is_local(job_or_dir): return RemoteProgress(job_or_dir, tracking_uri, experiment, timeout_s).read(n_log, gpu=gpu)
     import pandas as pd   # lazy: heavy optional dependency
     job = job_or_dir if isinstance(job_or_dir, Job) else None
     rf = RunFolder(job.output_dir if job is not None else job_or_dir)
@@ -97,11 +165,13 @@ def progress_figure(p: Progress, width: float=10.0):
     axs = fig.subplots(1, 3)
     m = p.metrics
     if len(m):
-        axs[0].plot(m.step, m['loss'], color='black', lw=2, label='total')
+        if 'loss' in m: axs[0].plot(m.step, m['loss'], color='black', lw=2, label='total')
         for s in p.sources:
             col = m[f'loss/{s}']; ok = col.notna()
             axs[0].plot(m.step[ok], col[ok], lw=1, label=s, alpha=.8)
-        axs[0].legend(fontsize=7, ncol=2); axs[1].plot(m.step, m['lr']); axs[2].plot(m.step, m['tokens_per_s'])
+        axs[0].legend(fontsize=7, ncol=2)
+        for ax, k in ((axs[1], 'lr'), (axs[2], 'tokens_per_s')):
+            if k in m: ok = m[k].notna(); ax.plot(m.step[ok], m[k][ok])
     for ax, t in zip(axs, ('loss', 'learning rate', 'tokens/s')):
         ax.set_title(t, fontsize=9); ax.set_xlabel('step', fontsize=8); ax.tick_params(labelsize=7)
         if p.max_steps: ax.set_xlim(0, p.max_steps)
@@ -113,20 +183,31 @@ def figure_png(fig) -> bytes:
 
 # %% ../../nbs/03d_monitor.ipynb #2a86a9bb
 class Monitor:
-    "ipywidgets view of a running (or finished) training job."
-    def __init__(self, job_or_dir, refresh_s: float=2.0, n_log: int=12):
+    "ipywidgets view of a running (or finished) training job: local (its run folder) or remote (its API and MLflow run)."
+    def __init__(self, job_or_dir, refresh_s: float=2.0, n_log: int=12, *,
+                 tracking_uri: str|None=None, # remote jobs: the MLflow server the job logs to
+                 experiment: str|None=None, # remote jobs: look for the run in this experiment only
+                 timeout_s: float=10.0): # remote jobs: the longest one API or MLflow call may take
         import ipywidgets as W   # lazy: heavy optional dependency
         self.src, self.refresh_s, self.n_log = job_or_dir, refresh_s, n_log
+        self.remote = None if _is_local(job_or_dir) else RemoteProgress(job_or_dir, tracking_uri, experiment, timeout_s)
         self.header = W.HTML(); self.bar = W.FloatProgress(min=0, max=1, layout=W.Layout(width='100%'))
         self.plot = W.Image(format='png'); self.log = W.Textarea(layout=W.Layout(width='100%', height='14em'), disabled=True)
         self.widget = W.VBox([self.header, self.bar, self.plot, self.log])
+        for w, c in ((self.header, 'header'), (self.bar, 'bar'), (self.plot, 'plot'), (self.log, 'log'), (self.widget, 'monitor')):
+            w.add_class(f'forge-monitor-{c}' if c != 'monitor' else 'forge-monitor')
         self.progress, self._thread, self._stop = None, None, threading.Event()
         self.refresh()
 
+    def read(self) -> Progress:
+        "One snapshot (a remote read never raises: what failed is in `message`)."
+        return self.remote.read(self.n_log) if self.remote else read_progress(self.src, n_log=self.n_log)
+
     def refresh(self) -> Progress:
         "Re-read the run and redraw."
-        p = read_progress(self.src, n_log=self.n_log)
-        self.header.value = f"<b>{Path(p.output_dir).name}</b> · {p.summary()}"
+        p = self.read()
+        msg = f" · <span class='forge-monitor-msg' style='color:#b45309'>⚠ {html.escape(p.message)}</span>" if p.message else ''
+        self.header.value = f"<b>{html.escape(p.title)}</b> · {html.escape(p.summary())}{msg}"
         self.bar.value = p.fraction
         self.bar.bar_style = {'completed': 'success', 'failed': 'danger'}.get(p.state, 'info')
         if len(p.metrics) and (self.progress is None or len(p.metrics) != len(self.progress.metrics)):
@@ -138,7 +219,7 @@ class Monitor:
     def _loop(self):
         while not self._stop.is_set():
             try: p = self.refresh()
-            except Exception as e: self.header.value = f"monitor error: {e}"; p = None
+            except Exception as e: self.header.value = f"monitor error: {html.escape(str(e))}"; p = None
             if p is not None and p.state in TERMINAL: break
             self._stop.wait(self.refresh_s)
 
@@ -152,7 +233,124 @@ class Monitor:
         from IPython.display import display   # lazy: heavy optional dependency
         display(self.widget)
 
-def monitor(job_or_dir, refresh_s: float=2.0, start: bool=True) -> Monitor:
-    "Show a live monitor for a training job (a `TrainJob` or its output folder)."
-    m = Monitor(job_or_dir, refresh_s)
+def monitor(job_or_dir, refresh_s: float=2.0, start: bool=True, **kw) -> Monitor:
+    "Show a live monitor for a training job (a `TrainJob` or its output folder, or a remote job: `tracking_uri=`, `experiment=`, `timeout_s=`)."
+    m = Monitor(job_or_dir, refresh_s, **kw)
     return m.start() if start else m
+
+# %% ../../nbs/03d_monitor.ipynb #d5b8e0c3
+_SERIES = ('loss', 'lr', 'grad_norm', 'tokens_per_s')   # the per-step series the engine logs (plus loss/<source> and gpu/*)
+
+def _wanted(key: str) -> bool: return key in _SERIES or key.startswith(('loss/', 'gpu/'))
+
+def _err(e: BaseException) -> str:
+    first = (str(e).strip().splitlines() or [''])[0][:200]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+def _int(v) -> int|None:
+    try: return int(float(v))
+    except (TypeError, ValueError): return None
+
+def find_job_run(client, # an `MlflowClient`
+                 name: str, # the job's name (the `forge_nb.job` tag)
+                 experiment: str|None=None # look in this experiment only (default: every experiment)
+                ) -> str|None:
+    "Id of the newest MLflow run tagged `forge_nb.job = name`, or None."
+    if experiment:
+        e = client.get_experiment_by_name(experiment); ids = [e.experiment_id] if e else []
+    else: ids = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not ids: return None
+    q = str(name).replace("'", "\\'")
+    runs = client.search_runs(ids, filter_string=f"tags.`{JOB_TAG}` = '{q}'", order_by=['attributes.start_time DESC'], max_results=1)
+    return runs[0].info.run_id if runs else None
+
+def job_tracking_uri(job) -> str|None:
+    "Where a job tracks: its `tracking_uri`, a SageMaker request's `MLFLOW_TRACKING_URI`, else `$MLFLOW_TRACKING_URI`."
+    req = getattr(job, 'request', None)
+    env = (req.get('Environment') or {}) if isinstance(req, dict) else {}
+    return getattr(job, 'tracking_uri', None) or env.get('MLFLOW_TRACKING_URI') or os.environ.get('MLFLOW_TRACKING_URI')
+
+# %% ../../nbs/03d_monitor.ipynb #f19c4b7a
+class RemoteProgress:
+    "Reads a job with no local run folder: state and log tail from its API, per-step metrics and GPU figures from its MLflow run."
+    def __init__(self, job: Job, # a remote job (`SageMakerTrainingJob`, `HyperPodJob`, ...)
+                 tracking_uri: str|None=None, # the MLflow server the job logs to (default: `job_tracking_uri(job)`)
+                 experiment: str|None=None, # look for the run in this experiment only
+                 timeout_s: float=10.0): # the longest one API or MLflow call may take
+        self.job, self.experiment, self.timeout_s = job, experiment, timeout_s
+        self.uri = tracking_uri or job_tracking_uri(job)
+        self.name = str(getattr(job, 'name', None) or repr(job))
+        self.run_id = getattr(job, 'run_id', None)
+        self.state, self.log_tail, self.rows, self.params, self.start_ms = 'unknown', [], [], {}, None
+        self._client, self._sig, self._calls = None, None, {}
+    def __repr__(self): return f'RemoteProgress({self.job!r}, tracking_uri={self.uri!r})'
+
+    def _bounded(self, what: str, fn):
+        "`fn()` in a daemon thread, waited for at most `timeout_s`; at most one call of each kind in flight."
+        t = self._calls.get(what)
+        if t is not None and t.is_alive(): raise TimeoutError(f'an earlier call has not returned (over {self.timeout_s:g} s)')
+        box = {}
+        def go():
+            try: box['v'] = fn()
+            except BaseException as e: box['e'] = e
+        t = self._calls[what] = threading.Thread(target=go, daemon=True, name=f'forge-monitor-{what}')
+        t.start(); t.join(self.timeout_s)
+        if t.is_alive(): raise TimeoutError(f'no answer within {self.timeout_s:g} s')
+        if 'e' in box: raise box['e']
+        return box['v']
+
+    def _mlflow(self):
+        "Find the run; re-read the per-step histories only when its latest values moved."
+        if self._client is None:
+            from mlflow.tracking import MlflowClient   # lazy: heavy optional dependency
+            from forge_nb.core.tracking import tracking_uri
+            self._client = MlflowClient(tracking_uri=tracking_uri(self.uri))
+        c = self._client
+        if self.run_id is None:
+            self.run_id = find_job_run(c, self.name, self.experiment)
+            if self.run_id is None: raise LookupError(f'no run tagged {JOB_TAG}={self.name} yet')
+        r = c.get_run(self.run_id)
+        self.params, self.start_ms = r.data.params, r.info.start_time
+        objs = [m for m in getattr(r.data, '_metric_objs', None) or [] if _wanted(m.key)]
+        sig = tuple(sorted((m.key, m.step, m.value) for m in objs)) or tuple(sorted((k, v) for k, v in r.data.metrics.items() if _wanted(k)))
+        if sig == self._sig: return
+        by_step = {}
+        for k in sorted({k for k in r.data.metrics if _wanted(k)}):
+            for m in c.get_metric_history(self.run_id, k):
+                row = by_step.setdefault(m.step, {'step': m.step})
+                row[k] = m.value; row['time'] = max(row.get('time', 0.0), m.timestamp / 1000)
+        self.rows, self._sig = [by_step[s] for s in sorted(by_step)], sig
+
+    def _gpu(self, msgs) -> list[dict]:
+        "The job side's GPU figures: the latest `gpu/*` metrics of its run, else the job's own `gpu_metrics()`; never this machine's."
+        m = {k: v for r in self.rows for k, v in r.items() if k.startswith('gpu/')}
+        if not m and callable(getattr(self.job, 'gpu_metrics', None)):
+            try: m = self._bounded('gpu', self.job.gpu_metrics) or {}
+            except Exception as e: msgs.append(f'GPU: {_err(e)}')
+        if not m: return []
+        return [{'source': 'job', 'index': 'job', 'count': m.get('gpu/count'), 'util_pct': m.get('gpu/util_pct'),
+                 'mem_used_gib': m.get('gpu/mem_used_gib'), 'mem_total_gib': m.get('gpu/mem_total_gib')}]
+
+    def read(self, n_log: int=15, gpu: bool=True) -> Progress:
+        "One snapshot. Never raises: a failed or slow call keeps its last value and adds a line to `message`."
+        import pandas as pd   # lazy: heavy optional dependency
+        msgs = []
+        try: self.state = self._bounded('status', self.job.status)
+        except Exception as e: msgs.append(f'status: {_err(e)}')
+        try: self.log_tail = list(self._bounded('logs', lambda: self.job.log_lines(n_log)) or [])[-n_log:]
+        except Exception as e: msgs.append(f'logs: {_err(e)}')
+        if not self.uri: msgs.append('metrics: no MLflow tracking URI (pass tracking_uri=)')
+        else:
+            try: self._bounded('mlflow', self._mlflow)
+            except Exception as e: msgs.append(f'MLflow at {self.uri}: {_err(e)}')
+        rows = self.rows; last = dict(rows[-1]) if rows else {}
+        total = _int(self.params.get('total_steps') or self.params.get('max_steps'))
+        step, elapsed, eta = int(last.get('step', 0) or 0), None, None
+        if rows:
+            if self.start_ms: elapsed = max(last['time'] - self.start_ms / 1000, 0.0)
+            if len(rows) > 1 and total:
+                eta = (rows[-1]['time'] - rows[0]['time']) / max(rows[-1]['step'] - rows[0]['step'], 1) * max(total - step, 0)
+        if self.state == 'completed': eta = 0.0
+        g = self._gpu(msgs) if gpu else []
+        return Progress(str(getattr(self.job, 'output_dir', None) or self.name), self.state, step, total, eta, elapsed, pd.DataFrame(rows),
+                        last, self.log_tail, g, self.run_id, None, name=self.name, message='; '.join(msgs) or None, remote=True)

@@ -15,6 +15,7 @@ from ..core.jobs import RunFolder, now_iso, write_json, read_json
 from ..core.records import data_fingerprint
 from ..core.tracking import Tracker
 from .config import TrainConfig
+from .monitor import JOB_TAG, current_job_name
 
 # %% auto #0
 __all__ = ['device_for', 'dist_info', 'mix_config', 'mix_dir', 'Run', 'open_run', 'start_tracking', 'guarded']
@@ -105,8 +106,10 @@ def start_tracking(run: Run, resolved: dict, train_records, eval_records, mix, r
     if eval_records: tp['data.eval.sha256'] = data_fingerprint(eval_records)['sha256']
     mc = mix_config(mix)
     if mc: tp.update({f'mix.{k}': v for k, v in _flatten(mc).items()})
-    rid = run.tracker.start(cfg.run_name or run.out.name, tp, run_id=run.status.get('run_id') if resume else None,
-                            tags={'forge_nb.stage': 'training', 'forge_nb.method': cfg.method, 'forge_nb.model': ref})
+    job = current_job_name()   # inside a SageMaker or HyperPod job: the tag a remote monitor finds the run by
+    tags = {'forge_nb.stage': 'training', 'forge_nb.method': cfg.method, 'forge_nb.model': ref, **({JOB_TAG: job} if job else {})}
+    rid = run.tracker.start(cfg.run_name or run.out.name, tp, run_id=run.status.get('run_id') if resume else None, tags=tags)
+    if job and resume: run.tracker.set_tags({JOB_TAG: job})   # a reopened run keeps its tags; a restarted job may have a new name
     run.put(run_id=rid)
 
 # %% ../../nbs/03k_run.ipynb #e7fe2da0

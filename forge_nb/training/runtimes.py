@@ -92,11 +92,17 @@ class SubprocessRuntime(LocalRuntime):
         job = TrainJob(str(out), self.name, cmd, proc.pid, proc=proc)
         job.dump(); return job
 
+def _check_nproc(n) -> int:
+    "torchrun's process count: an integer >= 1 (a ValueError names `nproc` otherwise)."
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"nproc={n!r:.80}: must be an integer >= 1 (torchrun processes, one per GPU or CPU share)")
+    return n
+
 class TorchrunRuntime(SubprocessRuntime):
     "Train in `nproc` processes under torchrun (gloo on CPU, NCCL on GPUs); `submit` returns at once."
     name = 'torchrun'
     def __init__(self, nproc: int=2, # processes, one per GPU (or CPU share)
-                 env: dict|None=None): self.world_size, self.env = nproc, env
+                 env: dict|None=None): self.world_size, self.env = _check_nproc(nproc), env
     def __repr__(self): return f'TorchrunRuntime(nproc={self.world_size})'
 
 # %% ../../nbs/03c_runtimes.ipynb #c40729d3
@@ -110,5 +116,5 @@ def get_runtime(runtime='local', # 'local' | 'subprocess' | 'torchrun', or a run
         raise TypeError(f"runtime={runtime!r}: must be one of {RUNTIMES} or an object with plan() and submit()")
     if runtime == 'local': return LocalRuntime(echo=echo)
     if runtime == 'subprocess': return SubprocessRuntime()
-    if runtime == 'torchrun': return TorchrunRuntime(nproc or 2)
+    if runtime == 'torchrun': return TorchrunRuntime(2 if nproc is None else nproc)
     raise ValueError(f"runtime={runtime!r}: must be one of {RUNTIMES} or an object with plan() and submit()")

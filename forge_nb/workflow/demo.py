@@ -15,6 +15,7 @@ from ..mixing.samples import CatalogUnavailable
 from ..mixing.decontam import eval_index
 from ..evaluation import evaluate, recommend, GeneralBenchmark, MMLU, IFEval, DomainQA
 from .pipeline import Recipe, workspace, synthetic_domain, prepare_domain, mix_for, fine_tune
+from ..core.records import atomic_write
 
 # %% auto #0
 __all__ = ['DemoConfig', 'DemoResult', 'demo_tasks', 'demo_mix', 'run_demo']
@@ -71,12 +72,10 @@ class DemoResult:
         return '\n'.join(lines)
 
     def save(self, path) -> Path:
-        "The table, advice, MLflow run and timings as JSON."
-        p = Path(path)
-        p.write_text(json.dumps(dict(table=self.report.table.reset_index().to_dict('records'), advice=str(self.advice),
-                                     tracking_uri=self.tracking_uri, run_id=getattr(self.job, 'run_id', None), timings=self.timings),
-                                indent=1, default=str))
-        return p
+        "The table, advice, MLflow run and timings as JSON (written whole: a temporary file renamed into place)."
+        return atomic_write(path, json.dumps(dict(table=self.report.table.reset_index().to_dict('records'), advice=str(self.advice),
+                                                  tracking_uri=self.tracking_uri, run_id=getattr(self.job, 'run_id', None),
+                                                  timings=self.timings), indent=1, default=str))
 
     def _repr_markdown_(self):
         return (f"**Demo run** in `{self.out_dir}` ({sum(self.timings.values()):.0f} s)\n\n" + self.report._repr_markdown_()

@@ -16,14 +16,15 @@ import torch
 from fastcore.basics import patch
 from ..core.env import quiet
 from ..core.tracking import Tracker
+from ..core.records import atomic_path, atomic_write, begin_outputs, finish_outputs, check_complete
 from ..core.embedded import general_qa
 from ..training.runtimes import RUNTIMES
 from ..evaluation import evaluate, GeneralBenchmark, DomainQA
 from .pipeline import Recipe, workspace, synthetic_domain, prepare_domain, mix_for, fine_tune
 
 # %% auto #0
-__all__ = ['DEMO_SWEEP', 'SweepConfig', 'SweepRun', 'plan_sweep', 'run_one', 'pareto_front', 'SweepResult', 'sweep',
-           'demo_config', 'forgetting_demo']
+__all__ = ['RUN_MARKER', 'SWEEP_MARKER', 'DEMO_SWEEP', 'SweepConfig', 'SweepRun', 'plan_sweep', 'run_one', 'pareto_front',
+           'SweepResult', 'sweep', 'demo_config', 'forgetting_demo']
 
 # %% ../../nbs/06_sweep.ipynb #ae231fb7
 @dataclass
@@ -64,6 +65,8 @@ def plan_sweep(cfg: SweepConfig) -> list[SweepRun]:
     return [SweepRun(None, 0)] + [SweepRun(float(p), s) for p in cfg.customer_percents for s in cfg.seeds]
 
 # %% ../../nbs/06_sweep.ipynb #aa01c696
+RUN_MARKER, SWEEP_MARKER = 'result.json', 'runs.csv'   # written last in a run's folder and in the sweep's folder
+
 def _tasks(cfg: SweepConfig, domain_test):
     gqa = DomainQA(general_qa(cfg.general_qa_items), max_new_tokens=32, name='general-qa')
     gqa.axis = 'general'
@@ -82,7 +85,7 @@ def run_one(run: SweepRun, cfg: SweepConfig, train_path, test_path, out_dir, tra
     "Train (unless base) and evaluate one run of a sweep; writes and returns `out_dir/<key>/result.json`."
     quiet()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, cfg.workers)))
-    d = Path(out_dir) / run.key; d.mkdir(parents=True, exist_ok=True)
+    d = begin_outputs(Path(out_dir) / run.key, RUN_MARKER, 'sweep')   # unfinished until result.json is written
     t0, spec, run_id = time.time(), cfg.base_model, None
     if run.customer_percent is not None:
         mixed = mix_for(train_path, cfg, run.customer_percent, seed=run.seed)
@@ -98,7 +101,7 @@ def run_one(run: SweepRun, cfg: SweepConfig, train_path, test_path, out_dir, tra
     tr.log_metrics({f'eval.{k}': v for k, v in sc.items() if not math.isnan(v)})
     out = dict(key=run.key, label=run.label, customer_percent=run.customer_percent, seed=run.seed, run_id=tr.run_id,
                seconds=round(time.time() - t0, 1), **sc)
-    (d / 'result.json').write_text(json.dumps(out, indent=1))
+    finish_outputs(d, RUN_MARKER, json.dumps(out, indent=1))   # the run's marker, written last
     return out
 
 # %% ../../nbs/06_sweep.ipynb #7ae655fb
@@ -186,7 +189,9 @@ def plot(self:SweepResult, path=None, title='Mix sweep: domain vs general'):
     ax.set_xlabel('domain score (held-out domain QA)'); ax.set_ylabel('general score (MMLU-format + general QA)')
     ax.set_title(title); ax.grid(alpha=.3); ax.legend(fontsize=8, loc='lower left')
     fig.tight_layout()
-    if path is not None: fig.savefig(path); plt.close(fig)
+    if path is not None:
+        with atomic_path(path) as tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip('.') or 'png')
+        plt.close(fig)
     return fig
 
 @patch
@@ -202,7 +207,7 @@ def to_markdown(self:SweepResult) -> str:
 def _load_runs(out: Path, runs) -> dict:
     done = {}
     for r in runs:
-        f = out / r.key / 'result.json'
+        f = out / r.key / RUN_MARKER   # written whole and last: present means the run finished
         if f.exists(): done[r.key] = json.loads(f.read_text())
     return done
 
@@ -238,7 +243,8 @@ def sweep(train_data, test_data, config: SweepConfig | None = None, *, out_dir=N
     if meta.get('config') and meta['config'] != asdict(cfg):
         raise ValueError(f'{meta_f}: this folder holds a sweep with another config; use a new out_dir or resume=False')
     parent = _parent_run(cfg, out, uri, meta)
-    meta_f.write_text(json.dumps(dict(config=asdict(cfg), parent_run_id=parent.run_id, train=train_p, test=test_p), indent=1))
+    begin_outputs(out, SWEEP_MARKER, 'sweep')   # unfinished until runs.csv is written
+    atomic_write(meta_f, json.dumps(dict(config=asdict(cfg), parent_run_id=parent.run_id, train=train_p, test=test_p), indent=1))
     done = _load_runs(out, runs) if resume else {}
     todo, t0 = [r for r in runs if r.key not in done], time.time()
     if verbose: print(f'[sweep] {len(runs)} runs ({len(done)} already done) in {out}; MLflow {uri}', flush=True)
@@ -248,7 +254,9 @@ def sweep(train_data, test_data, config: SweepConfig | None = None, *, out_dir=N
                           f"  ({res['seconds']:.0f} s, {time.time() - t0:.0f} s elapsed)", flush=True)
     _run_all(todo, cfg, (train_p, test_p, str(out), uri, parent.run_id), report)
     result = SweepResult(pd.DataFrame([done[r.key] for r in runs]), out, uri, parent.run_id)
-    result.runs.to_csv(out / 'runs.csv', index=False); result.summary.to_csv(out / 'summary.csv'); result.plot(out / 'pareto.png')
+    with atomic_path(out / 'summary.csv') as tmp: result.summary.to_csv(tmp)
+    result.plot(out / 'pareto.png')
+    finish_outputs(out, SWEEP_MARKER, lambda tmp: result.runs.to_csv(tmp, index=False))   # the sweep's marker, written last
     parent.log_artifact(out / 'pareto.png'); parent.log_artifact(out / 'summary.csv')
     parent.set_tags({'forge_nb.recommended': result.recommended}); parent.end()
     return result
@@ -258,7 +266,8 @@ def sweep(train_data, test_data, config: SweepConfig | None = None, *, out_dir=N
 def load(cls:SweepResult, folder) -> SweepResult:
     "A finished sweep read back from its folder (`runs.csv` and `sweep.json` as `sweep` wrote them)."
     f = Path(folder)
-    if not (f / 'runs.csv').exists(): raise FileNotFoundError(f'{f}: no runs.csv (not a finished sweep folder)')
+    if not (f / 'sweep.json').exists() and not (f / SWEEP_MARKER).exists(): raise FileNotFoundError(f'{f}: no runs.csv (not a sweep folder)')
+    check_complete(f, SWEEP_MARKER, 'sweep')   # a sweep that was killed: IncompleteOutput (rerun it; finished runs are kept)
     meta = json.loads((f / 'sweep.json').read_text()) if (f / 'sweep.json').exists() else {}
     runs = pd.read_csv(f / 'runs.csv')
     runs['customer_percent'] = runs.customer_percent.astype(float)
@@ -278,5 +287,5 @@ def forgetting_demo(out_dir=None, config: SweepConfig | None = None, n_domain: i
     src = synthetic_domain(out / 'data' / 'medreason_synthetic.jsonl', n_domain, seed)
     prep = prepare_domain(src, out / 'prepared', seed=seed, reuse=True)
     res = sweep(prep.paths['train'], prep.paths['test'], config or demo_config(), out_dir=out / 'sweep', tracking_uri=tracking_uri, verbose=verbose)
-    (out / 'sweep' / 'summary.md').write_text(res.to_markdown() + '\n')
+    atomic_write(out / 'sweep' / 'summary.md', res.to_markdown() + '\n')
     return res
