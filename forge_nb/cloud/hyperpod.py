@@ -106,13 +106,15 @@ def _check_ints(**kw):
 def hyperpod_job_manifest(config, # the training config as a dict (or an object with `to_dict()`)
                           *, job_name: str, # a DNS-1123 label
                           image_uri: str, # the container image (with forge_nb)
-                          train_data: str, output_dir: str, # data on the shared volume or S3; the run folder on the shared volume
+                          train_data: str|None=None, output_dir: str|None=None, # data on the shared volume or S3; the run folder on the shared volume
                           eval_data: str|None=None, nodes: int=1, gpus_per_node: int|None=None, # default: all of the instance's
                           instance_type: str='ml.p5.48xlarge', namespace: str='kubeflow',
                           min_nodes: int|None=None, max_restarts: int=3, # elastic: run on min_nodes..nodes, restart up to max_restarts
                           max_runtime_s: int|None=None, mlflow_uri: str|None=None,
                           shared_volume_claim: str='fsx-claim', shared_mount: str='/fsx',
-                          project: str|None=None, run: str|None=None # labels clean-up finds the job by
+                          project: str|None=None, run: str|None=None, # labels clean-up finds the job by
+                          command: list|None=None, # the container's command (default: `torchrun ... forge_nb.cli train`)
+                          job_spec: dict|None=None # the ConfigMap's job.json, mounted at /etc/forge (default: the training spec; then no data paths are needed)
                          ) -> list[dict]:
     "[ConfigMap, PyTorchJob] for a HyperPod (EKS) training job, the job validated against the PyTorchJob schema (pure planning)."
     _check_ints(nodes=(nodes, False), gpus_per_node=(gpus_per_node, True), min_nodes=(min_nodes, True), max_runtime_s=(max_runtime_s, True))
@@ -122,7 +124,11 @@ def hyperpod_job_manifest(config, # the training config as a dict (or an object 
     for k, v in (('image_uri', image_uri), ('namespace', namespace), ('instance_type', instance_type), ('shared_mount', shared_mount),
                  ('shared_volume_claim', shared_volume_claim)):
         if not isinstance(v, str) or not v: raise ValueError(f"{k}={v!r:.80}: must be a non-empty string")
-    _check_name('namespace', namespace); _check_paths(train_data, eval_data, output_dir, shared_mount)
+    _check_name('namespace', namespace)
+    if job_spec is None: _check_paths(train_data, eval_data, output_dir, shared_mount)
+    elif not isinstance(job_spec, dict): raise ValueError(f"job_spec={job_spec!r:.80}: must be None or a JSON-able dict")
+    if command is not None and (not isinstance(command, list) or not command or not all(isinstance(x, str) for x in command)):
+        raise ValueError(f"command={command!r:.80}: must be None or a non-empty list of strings")
     g = gpus_per_node or gpus_per_instance(instance_type)
     lo = min_nodes or nodes
     if not 1 <= lo <= nodes: raise ValueError(f'min_nodes={min_nodes}: must be between 1 and nodes={nodes}')
@@ -131,9 +137,9 @@ def hyperpod_job_manifest(config, # the training config as a dict (or an object 
     cfg = {**d, 'output_dir': output_dir, 'tracking_uri': mlflow_uri, 'track': bool(mlflow_uri), 'device': None}
     meta = lambda name: {'name': name, 'namespace': namespace, **({'labels': labels} if labels else {})}
     cm = {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': meta(f'{job_name}-spec'),
-          'data': {'job.json': json.dumps({'config': cfg, 'train_data': train_data, 'eval_data': eval_data}, indent=1)}}
+          'data': {'job.json': json.dumps({'config': cfg, 'train_data': train_data, 'eval_data': eval_data} if job_spec is None else job_spec, indent=1)}}
     pod = {'metadata': {'labels': labels}, 'spec': {'nodeSelector': {'node.kubernetes.io/instance-type': instance_type},
-           'containers': [_container(job_name, image_uri, _torchrun(job_name, nodes, lo, g, max_restarts), g, instance_type, mlflow_uri, shared_mount)],
+           'containers': [_container(job_name, image_uri, command or _torchrun(job_name, nodes, lo, g, max_restarts), g, instance_type, mlflow_uri, shared_mount)],
            'volumes': [{'name': 'shared', 'persistentVolumeClaim': {'claimName': shared_volume_claim}},
                        {'name': 'spec', 'configMap': {'name': f'{job_name}-spec'}}]}}
     run_policy = {'cleanPodPolicy': 'None', 'backoffLimit': max_restarts, **({'activeDeadlineSeconds': max_runtime_s} if max_runtime_s else {})}

@@ -39,11 +39,13 @@ ENTRYPOINT = 'forge_nb.cloud.entrypoint'
 def _job_name(prefix='forge-nb-train'):
     return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"[:63]
 
-def container_entrypoint(wheel: str|None=None # the wheel's file name in the `code` channel; None = the image has forge_nb
+def container_entrypoint(wheel: str|None=None, # the wheel's file name in the `code` channel; None = the image has forge_nb
+                         entry: str=ENTRYPOINT # the module the container runs (`python -m <entry>`)
                         ) -> list[str]:
     "The container's command: install the staged wheel (pip pulls its dependencies), then run the entrypoint."
-    if not wheel: return ['python', '-m', ENTRYPOINT]
-    return ['/bin/bash', '-c', f'python -m pip install --no-cache-dir --quiet /opt/ml/input/data/code/{wheel} && exec python -m {ENTRYPOINT}']
+    if not isinstance(entry, str) or not re.fullmatch(r'[A-Za-z_][\w.]*', entry): raise ValueError(f"entry={entry!r:.80}: must be a Python module name")
+    if not wheel: return ['python', '-m', entry]
+    return ['/bin/bash', '-c', f'python -m pip install --no-cache-dir --quiet /opt/ml/input/data/code/{wheel} && exec python -m {entry}']
 
 JOB_NAME_RULE = r'^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$'   # SageMaker's TrainingJobName pattern (1-63 characters)
 
@@ -61,9 +63,14 @@ def _check_ints(**kw):
         if v is None and none: continue
         if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r:.80}: must be {'None or ' if none else ''}an integer >= 1")
 
-def _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count) -> int:
-    for name, uri in (('train_s3', train_s3), ('output_s3', output_s3), ('eval_s3', eval_s3), ('code_s3', code_s3)):
-        if (name in ('train_s3', 'output_s3') or uri is not None) and not (isinstance(uri, str) and re.fullmatch(r's3://[^/\s]+(/.*)?', uri)):
+def _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count, channels=None) -> int:
+    if channels is not None and (not isinstance(channels, dict) or not all(isinstance(k, str) and re.fullmatch(r'[A-Za-z0-9\.\-_]{1,64}', k)
+                                                                            and k not in ('train', 'validation', 'code') for k in channels)):
+        raise ValueError(f"channels={channels!r:.80}: must be a dict of channel name (1-64 letters, digits, '.', '-', '_'; not train, "
+                         "validation or code) -> s3:// URI")
+    for name, uri in (('train_s3', train_s3), ('output_s3', output_s3), ('eval_s3', eval_s3), ('code_s3', code_s3),
+                      *((f'channels[{k!r}]', v) for k, v in (channels or {}).items())):
+        if (name == 'output_s3' or (name == 'train_s3' and not channels) or name.startswith('channels') or uri is not None) and not (isinstance(uri, str) and re.fullmatch(r's3://[^/\s]+(/.*)?', uri)):
             raise ValueError(f"{name}={uri!r:.80}: must be an s3://bucket/key URI")
     if not isinstance(role_arn, str): raise ValueError(f"role_arn={role_arn!r:.80}: must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
     if not isinstance(instance_type, str): raise ValueError(f"instance_type={instance_type!r:.80}: must be an instance type name such as 'ml.g5.2xlarge'")
@@ -81,7 +88,7 @@ def _channel(name, uri) -> dict:
 
 # %% ../../nbs/08a_sagemaker.ipynb #2294b767
 def sagemaker_training_request(config, # the training config as a dict (or an object with `to_dict()`)
-                               *, train_s3: str, # one JSONL/Parquet object
+                               *, train_s3: str|None, # one JSONL/Parquet object (None: a job that reads only `channels`)
                                role_arn: str, image_uri: str, # the job's IAM role and the container image (`training_image`)
                                output_s3: str, # where model.tar.gz and output.tar.gz go
                                eval_s3: str|None=None, # one JSONL/Parquet object for the eval loss
@@ -95,10 +102,12 @@ def sagemaker_training_request(config, # the training config as a dict (or an ob
                                encrypt_inter_node: bool=False, # encrypt traffic between instances (slower)
                                mlflow_uri: str|None=None, # tracking server / SageMaker MLflow ARN; None = no tracking
                                environment: dict|None=None, tags: dict|None=None,
-                               defaults: dict|None=None # the config's defaults (hyperparameters equal to them are left out)
+                               defaults: dict|None=None, # the config's defaults (hyperparameters equal to them are left out)
+                               entry: str=ENTRYPOINT, # the module the container runs (default: the training entrypoint)
+                               channels: dict|None=None # more input channels, name -> s3:// URI (copied under /opt/ml/input/data/<name>)
                               ) -> dict:
     "The `CreateTrainingJob` request for `config` (pure planning: no AWS call)."
-    _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count)
+    _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count, channels)
     _check_ints(volume_gb=(volume_gb, False), max_runtime_s=(max_runtime_s, False), max_wait_s=(max_wait_s, True))
     if not isinstance(spot, bool): raise ValueError(f"spot={spot!r:.80}: must be True or False")
     if not isinstance(encrypt_inter_node, bool): raise ValueError(f"encrypt_inter_node={encrypt_inter_node!r:.80}: must be True or False")
@@ -115,10 +124,10 @@ def sagemaker_training_request(config, # the training config as a dict (or an ob
     if not mlflow_uri: hp['track'] = 'false'
     req = {'TrainingJobName': name,
            'AlgorithmSpecification': {'TrainingImage': image_uri, 'TrainingInputMode': 'File',
-                                      'ContainerEntrypoint': container_entrypoint(code_s3 and code_s3.rsplit('/', 1)[1])},
+                                      'ContainerEntrypoint': container_entrypoint(code_s3 and code_s3.rsplit('/', 1)[1], entry)},
            'RoleArn': role_arn, 'HyperParameters': hp,
-           'InputDataConfig': [_channel('train', train_s3)] + ([_channel('validation', eval_s3)] if eval_s3 else [])
-                              + ([_channel('code', code_s3)] if code_s3 else []),
+           'InputDataConfig': ([_channel('train', train_s3)] if train_s3 else []) + ([_channel('validation', eval_s3)] if eval_s3 else [])
+                              + [_channel(k, v) for k, v in (channels or {}).items()] + ([_channel('code', code_s3)] if code_s3 else []),
            'OutputDataConfig': {'S3OutputPath': output_s3.rstrip('/') + '/', **({'KmsKeyId': kms_key_id} if kms_key_id else {})},
            'ResourceConfig': {'InstanceType': instance_type, 'InstanceCount': instance_count, 'VolumeSizeInGB': volume_gb,
                               **({'VolumeKmsKeyId': kms_key_id} if kms_key_id else {})},

@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/tracking.html.md"""
 
 # %% ../../nbs/00c_tracking.ipynb #b5481969
 from __future__ import annotations
-import os, re, time, warnings, importlib.metadata as md
+import os, re, shutil, time, warnings, importlib.metadata as md
 from collections import Counter, deque
 from fastcore.basics import patch
 from pathlib import Path
@@ -42,12 +42,13 @@ def open_client(uri: str|None=None):
     p = _sqlite_path(uri)
     if p is not None and not p.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f'.{p.name}.{os.getpid()}.{time.monotonic_ns()}.tmp')
+        tmp = p.with_name(f'.{p.name}.{os.getpid()}.{time.monotonic_ns()}.tmp')   # a folder: sqlite's journal stays inside it
+        tmp.mkdir()
         try:
-            MlflowClient(tracking_uri=f'sqlite:///{tmp}')   # creates and migrates the schema
-            try: os.link(tmp, p)                             # appears whole; another process that got there first wins
+            MlflowClient(tracking_uri=f'sqlite:///{tmp / p.name}')   # creates and migrates the schema
+            try: os.link(tmp / p.name, p)                            # appears whole; another process that got there first wins
             except FileExistsError: pass
-        finally: tmp.unlink(missing_ok=True)
+        finally: shutil.rmtree(tmp, ignore_errors=True)
     return MlflowClient(tracking_uri=uri)
 
 def experiment_id(client, name: str) -> str:

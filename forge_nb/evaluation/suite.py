@@ -146,8 +146,16 @@ def evaluate(models,                          # {name: path / hub id / adapter f
              log: bool = True,                # log one MLflow run per model
              verbose: bool = True,            # print one line per task and model
              device: str | None = None,       # where models named by path load (default: cuda if available, else cpu)
+             runtime: str = 'local',          # 'local' (here), or 'sagemaker' / 'hyperpod': a one-instance job (`submit_eval`)
+             dry_run: bool = False,           # with a job runtime: return the plan, send nothing
+             **job_kw,                        # a job runtime's arguments: output=, role_arn= / kubeconfig=, instance_type=, ...
             ) -> EvalReport:
     "Run every task on every model; returns an `EvalReport` (side-by-side table with deltas), logged to MLflow if `log`."
+    if runtime != 'local' or dry_run or job_kw:
+        if runtime == 'local': raise ValueError(f"evaluate: {', '.join(['dry_run'] * dry_run + sorted(job_kw))} need runtime='sagemaker' or 'hyperpod'")
+        from forge_nb.evaluation.jobs import submit_eval   # lazy: the job layer (and the cloud package) only when asked for
+        return submit_eval(models, tasks, runtime=runtime, baseline=baseline, tracking_uri=tracking_uri if log else None,
+                           experiment=experiment, run_name=run_name, device=device, dry_run=dry_run, **job_kw)
     if not isinstance(models, dict):
         models = {Path(str(getattr(s, 'model_path', s))).name if isinstance(s, (str, os.PathLike)) or hasattr(s, 'model_path')
                   else f'model{i}': s for i, s in enumerate(models)}

@@ -274,10 +274,10 @@ def load(cls:SweepResult, folder) -> SweepResult:
     return cls(runs, f, None, meta.get('parent_run_id'))
 
 # %% ../../nbs/06_sweep.ipynb #dec32614
-DEMO_SWEEP = dict(method='lora', modules_to_save='embeddings', lr=2e-3)   # the forgetting demo's settings on the tiny model
+DEMO_SWEEP = dict(method='lora', modules_to_save='embeddings', lr=3e-3)   # the forgetting demo's settings on the tiny model
 
 def demo_config(**overrides) -> SweepConfig:
-    "The forgetting demo's `SweepConfig`: LoRA with trainable embeddings (the tiny model has never seen the domain's words) at lr 2e-3."
+    "The forgetting demo's `SweepConfig`: LoRA with trainable embeddings (the tiny model has never seen the domain's words) at lr 3e-3."
     return SweepConfig(**{**DEMO_SWEEP, **overrides})
 
 def forgetting_demo(out_dir=None, config: SweepConfig | None = None, n_domain: int = 900, seed: int = 0,
