@@ -291,7 +291,7 @@ def test_kill_while_creating_the_sqlite_store(env, tmp_path):
         except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
         r = go(db, f'after-kill-{i}')                      # the next run opens (or creates) the store and works
         assert r.returncode == 0, f'trial {i} (killed after {dl:.2f} s): {r.stderr[-1500:]}'
-        tmp = sum(f.name.endswith('.tmp') for f in db.parent.iterdir())   # a killed builder's temporary may stay; it is never read
+        tmp = sum(f.name.endswith('.building') for f in db.parent.iterdir())   # a killed builder's temporary may stay; it is never read
         TRIALS.append(('mlflow store', i, f'{dl:.3f}', 'fresh', 'opened after the kill', tmp, True))
     # two processes creating the same store at once: both work, one database
     db = tmp_path / 'race' / 'mlflow.db'; db.parent.mkdir()

@@ -186,7 +186,8 @@ def begin_outputs(folder, marker: str, stage: str) -> Path:
     d = Path(folder); d.mkdir(parents=True, exist_ok=True)
     atomic_write(d / INCOMPLETE, json.dumps(dict(stage=stage, marker=marker)) + '\n')
     (d / marker).unlink(missing_ok=True)
-    for f in d.glob('.*.tmp'): f.unlink(missing_ok=True)   # temporaries of a writer that was killed
+    for f in d.glob('.*.tmp'):
+        if not f.is_dir(): f.unlink(missing_ok=True)   # temporaries of a writer that was killed
     return d
 
 def finish_outputs(folder, marker: str, data) -> Path:

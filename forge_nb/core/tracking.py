@@ -42,7 +42,7 @@ def open_client(uri: str|None=None):
     p = _sqlite_path(uri)
     if p is not None and not p.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f'.{p.name}.{os.getpid()}.{time.monotonic_ns()}.tmp')   # a folder: sqlite's journal stays inside it
+        tmp = p.with_name(f'.{p.name}.{os.getpid()}.{time.monotonic_ns()}.building')   # a folder: sqlite's journal stays inside it
         tmp.mkdir()
         try:
             MlflowClient(tracking_uri=f'sqlite:///{tmp / p.name}')   # creates and migrates the schema
