@@ -4,7 +4,8 @@ for k, v in dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLI
                  MLFLOW_DISABLE_TELEMETRY='true', DO_NOT_TRACK='true', TOKENIZERS_PARALLELISM='false',
                  TRANSFORMERS_VERBOSITY='error', PYTHONHASHSEED='0').items():
     os.environ.setdefault(k, v)
-import pytest
+import pytest, signal, subprocess, sys, time, urllib.request
+from pathlib import Path
 from forge_nb.core.jobs import free_port   # the project's one helper; tests import it from here
 
 @pytest.fixture
@@ -21,3 +22,36 @@ def pytest_collection_modifyitems(config, items):
         if 'gpu' in it.keywords and not cuda: it.add_marker(pytest.mark.skip(reason='needs CUDA (no GPU on this machine)'))
         if 'hub' in it.keywords and not hub:
             it.add_marker(pytest.mark.skip(reason='needs the Hugging Face hub: run with FORGE_NB_HUB=1 HF_HUB_OFFLINE=0 on a machine with network'))
+
+@pytest.fixture
+def aws(monkeypatch):
+    "moto's fake AWS (S3, IAM, STS, SageMaker, ...) with test credentials and no endpoint override."
+    for k, v in dict(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing', AWS_SESSION_TOKEN='testing',
+                     AWS_DEFAULT_REGION='us-east-1').items(): monkeypatch.setenv(k, v)
+    monkeypatch.delenv('AWS_ENDPOINT_URL', raising=False)
+    from moto import mock_aws
+    with mock_aws(): yield
+
+# a real `mlflow server` (sqlite backend) on 127.0.0.1, for the tracking and monitor tests
+def start_server(d: Path, port: int|None=None, log: str='server.log'):
+    "`mlflow server` with its store and artifacts in `d` (on `port`, default a free one); returns `(process, url)` once healthy."
+    port = port or free_port()
+    mlflow = Path(sys.executable).with_name('mlflow')
+    p = subprocess.Popen([str(mlflow), 'server', '--backend-store-uri', f'sqlite:///{d}/mlflow.db', '--default-artifact-root',
+                          str(d / 'artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
+                         stdout=open(d / log, 'wb'), stderr=subprocess.STDOUT, start_new_session=True,
+                         env={**os.environ, 'MLFLOW_DISABLE_TELEMETRY': 'true'})
+    url = f'http://127.0.0.1:{port}'
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        try:
+            if urllib.request.urlopen(url + '/health', timeout=2).status == 200: return p, url
+        except Exception: time.sleep(0.5)
+        assert p.poll() is None, (d / log).read_text()[-2000:]
+    raise RuntimeError('mlflow server did not start: ' + (d / log).read_text()[-2000:])
+
+def stop_server(p):
+    try: os.killpg(p.pid, signal.SIGTERM)
+    except ProcessLookupError: pass
+    try: p.wait(timeout=5)
+    except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()

@@ -10,13 +10,7 @@ from forge_nb.training import TrainConfig, demo_records
 ROLE = 'arn:aws:iam::123456789012:role/SageMakerRole'
 IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/forge-nb:latest'
 
-@pytest.fixture
-def aws(monkeypatch):
-    for k, v in dict(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing', AWS_SESSION_TOKEN='testing',
-                     AWS_DEFAULT_REGION='us-east-1').items(): monkeypatch.setenv(k, v)
-    monkeypatch.delenv('AWS_ENDPOINT_URL', raising=False)
-    from moto import mock_aws
-    with mock_aws(): yield
+# `aws` (moto) is a fixture of conftest.py
 
 def test_cloud_does_not_import_training():
     import subprocess, sys

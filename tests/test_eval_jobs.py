@@ -20,13 +20,7 @@ QA = [{'messages': [{'role': 'user', 'content': q}, {'role': 'assistant', 'conte
 ENV = dict(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', TRANSFORMERS_OFFLINE='1', MLFLOW_DISABLE_TELEMETRY='true', TOKENIZERS_PARALLELISM='false',
            OMP_NUM_THREADS='1', PYTHONHASHSEED='0')
 
-@pytest.fixture
-def aws(monkeypatch):
-    for k, v in dict(AWS_ACCESS_KEY_ID='testing', AWS_SECRET_ACCESS_KEY='testing', AWS_SESSION_TOKEN='testing',
-                     AWS_DEFAULT_REGION='us-east-1').items(): monkeypatch.setenv(k, v)
-    monkeypatch.delenv('AWS_ENDPOINT_URL', raising=False)
-    from moto import mock_aws
-    with mock_aws(): yield
+# `aws` (moto) is a fixture of conftest.py
 
 def _data(tmp_path) -> Path:
     p = tmp_path / 'held.jsonl'; p.write_text(''.join(json.dumps(r) + '\n' for r in QA)); return p

@@ -10,29 +10,7 @@ from forge_nb.training import monitor as M
 from forge_nb.training.monitor import read_progress, Monitor, RemoteProgress, JOB_TAG
 from forge_nb.cloud.hyperpod import HyperPodRuntime
 from forge_nb.cloud.k8s_standin import K8sStandIn
-
-# the two helpers of tests/test_training_mlflow.py: a real `mlflow server` (sqlite backend) on 127.0.0.1
-def start_server(d: Path):
-    d.mkdir(parents=True, exist_ok=True); port = free_port()
-    mlflow = Path(sys.executable).with_name('mlflow')
-    p = subprocess.Popen([str(mlflow), 'server', '--backend-store-uri', f'sqlite:///{d}/mlflow.db', '--default-artifact-root',
-                          str(d / 'artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
-                         stdout=open(d / 'server.log', 'wb'), stderr=subprocess.STDOUT, start_new_session=True,
-                         env={**os.environ, 'MLFLOW_DISABLE_TELEMETRY': 'true'})
-    url = f'http://127.0.0.1:{port}'
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        try:
-            if urllib.request.urlopen(url + '/health', timeout=2).status == 200: return p, url
-        except Exception: time.sleep(0.5)
-        assert p.poll() is None, (d / 'server.log').read_text()[-2000:]
-    raise RuntimeError('mlflow server did not start: ' + (d / 'server.log').read_text()[-2000:])
-
-def stop_server(p):
-    try: os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError: pass
-    try: p.wait(timeout=5)
-    except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+from conftest import start_server, stop_server
 
 IMAGE = 'forge-nb:test'
 

@@ -4,33 +4,7 @@ import json, os, signal, subprocess, sys, time, urllib.request
 from pathlib import Path
 import pytest
 from forge_nb.training import TrainConfig, train, demo_records
-
-def _free_port():
-    import socket
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
-
-def start_server(d: Path, port: int|None=None, log: str='server.log'):
-    "`mlflow server` with its store and artifacts in `d` (on `port`, default a free one); returns `(process, url)` once healthy."
-    port = port or _free_port()
-    mlflow = Path(sys.executable).with_name('mlflow')
-    p = subprocess.Popen([str(mlflow), 'server', '--backend-store-uri', f'sqlite:///{d}/mlflow.db', '--default-artifact-root',
-                          str(d / 'artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
-                         stdout=open(d / log, 'wb'), stderr=subprocess.STDOUT, start_new_session=True,
-                         env={**os.environ, 'MLFLOW_DISABLE_TELEMETRY': 'true'})
-    url = f'http://127.0.0.1:{port}'
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        try:
-            if urllib.request.urlopen(url + '/health', timeout=2).status == 200: return p, url
-        except Exception: time.sleep(0.5)
-        assert p.poll() is None, (d / log).read_text()[-2000:]
-    raise RuntimeError('mlflow server did not start: ' + (d / log).read_text()[-2000:])
-
-def stop_server(p):
-    try: os.killpg(p.pid, signal.SIGTERM)
-    except ProcessLookupError: pass
-    try: p.wait(timeout=5)
-    except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+from conftest import start_server, stop_server, free_port
 
 @pytest.fixture(scope='module')
 def server(tmp_path_factory):
@@ -142,7 +116,7 @@ def test_tracker_buffers_while_server_is_away_then_flushes(tmp_path):
     "A `Tracker` on a closed port buffers (bounded), then a real server comes up on that port: everything kept arrives, in order."
     from forge_nb.core.tracking import Tracker
     from mlflow.tracking import MlflowClient
-    port = _free_port(); lines = []
+    port = free_port(); lines = []
     tr = Tracker(f'http://127.0.0.1:{port}', 't-buf', log=lines.append, max_buffer=30, retry_every=(0.2, 1.0), end_wait=30)
     t0 = time.time()
     assert tr.start('buffered', {'lr': 0.1}, tags={'stage': 'unit'}) is None
