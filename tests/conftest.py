@@ -35,7 +35,7 @@ def aws(monkeypatch):
 # a real `mlflow server` (sqlite backend) on 127.0.0.1, for the tracking and monitor tests
 def start_server(d: Path, port: int|None=None, log: str='server.log'):
     "`mlflow server` with its store and artifacts in `d` (on `port`, default a free one); returns `(process, url)` once healthy."
-    port = port or free_port()
+    port = port or free_port(); Path(d).mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).with_name('mlflow')
     p = subprocess.Popen([str(mlflow), 'server', '--backend-store-uri', f'sqlite:///{d}/mlflow.db', '--default-artifact-root',
                           str(d / 'artifacts'), '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
