@@ -300,3 +300,14 @@ def test_kill_while_creating_the_sqlite_store(env, tmp_path):
     assert all(p.wait(300) == 0 for p in ps), [p.stderr.read()[-1500:] for p in ps]
     from forge_nb.core.tracking import open_client
     assert {x.name for x in open_client(f'sqlite:///{db}').search_experiments()} >= {'r0', 'r1'}
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    """A single-file output (an eval report) killed mid-write leaves `.<name>.<host>-<pid>.<random>.tmp`; the next write of
+    that file removes it when its process is gone, and never touches the temporary of a writer that is still alive."""
+    from forge_nb.core.records import atomic_write, _HOST
+    dead = subprocess.Popen([sys.executable, '-c', 'pass']); dead.wait()
+    stale = tmp_path / f'.eval.json.{_HOST}-{dead.pid}.abc.tmp'; stale.write_text('half a report')
+    live = tmp_path / f'.eval.json.{_HOST}-{os.getpid()}.xyz.tmp'; live.write_text('being written')
+    other = tmp_path / '.other.json.x.tmp'; other.write_text('not ours')
+    atomic_write(tmp_path / 'eval.json', '{}')
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, 'eval.json'])

@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/records.html.md"""
 
 # %% ../../nbs/00d_records.ipynb #7310b8c1
 from __future__ import annotations
-import hashlib, json, os, tempfile
+import glob, hashlib, json, os, re, socket, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -127,11 +127,22 @@ def encode_jsonl(t: pa.Table, drop=('_file', '_line')) -> pa.Array:
 # %% ../../nbs/00d_records.ipynb #d01b4840
 PROVENANCE = ('_file', '_line')
 
+_HOST = re.sub(r'[^A-Za-z0-9]', '_', socket.gethostname())[:40]
+
+def _clean_stale(p: Path):
+    "Remove temporaries of `p` left by writers on this host that were killed (their process is gone); never another live writer's."
+    pre = f'.{p.name}.{_HOST}-'
+    for f in p.parent.glob(glob.escape(pre) + '*.tmp'):
+        try: os.kill(int(f.name[len(pre):].split('.', 1)[0]), 0)
+        except ProcessLookupError: f.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError): pass
+
 @contextmanager
 def atomic_path(path, fsync: bool = False):
-    "A temporary path beside `path` (same folder, `.<name>.<random>.tmp`) to write to: renamed onto `path` when the block succeeds, removed when it fails."
+    "A temporary path beside `path` (same folder, `.<name>.<host>-<pid>.<random>.tmp`) to write to: renamed onto `path` when the block succeeds, removed when it fails; temporaries of killed writers are removed first."
     p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{p.name}.', suffix='.tmp', dir=p.parent); os.close(fd)
+    _clean_stale(p)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{p.name}.{_HOST}-{os.getpid()}.', suffix='.tmp', dir=p.parent); os.close(fd)
     try:
         yield tmp
         if fsync:

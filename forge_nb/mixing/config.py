@@ -31,7 +31,7 @@ def categories() -> list[str]:
 def register_category(name: str) -> str:
     "Add a user category (lower-case letters, digits and hyphens); returns the name. Registering twice is harmless."
     if not isinstance(name, str) or not _SLUG.match(name):
-        raise ValueError(f"category name {name!r}: use lower-case letters, digits and hyphens, e.g. 'legal-qa'")
+        raise ValueError(f"category name {name!r} (custom_categories / register_category): use lower-case letters, digits and hyphens, e.g. 'legal-qa'")
     if name == 'customer': raise ValueError("'customer' is reserved for your own data")
     if name not in categories(): _USER_CATEGORIES.append(name)
     return name
