@@ -19,6 +19,13 @@ __all__ = ['TAG_PROJECT', 'TAG_RUN', 'LABEL_PROJECT', 'LABEL_RUN', 'STUDIO_METAD
 TAG_PROJECT, TAG_RUN = 'forge-nb:project', 'forge-nb:run'          # AWS tag keys
 LABEL_PROJECT, LABEL_RUN = 'forge-nb/project', 'forge-nb/run'      # Kubernetes label keys
 
+def _check_ints(bounded: bool=False, **kw):
+    "Each keyword an integer >= 1 (below 2**31 when `bounded`; None allowed where marked); the error names it."
+    for k, (v, none) in kw.items():
+        if v is None and none: continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or (bounded and v >= 2**31):
+            raise ValueError(f"{k}={v!r:.80}: must be {'None or ' if none else ''}an integer " + ('in [1, 2**31)' if bounded else '>= 1'))
+
 def _check_name(kind, v):
     if not isinstance(v, str): raise ValueError(f"{kind}={v!r}: expected text, got {type(v).__name__}")
     if not re.fullmatch(r'[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?', v):

@@ -10,7 +10,7 @@ import json, re
 from pathlib import Path
 from fastcore.basics import patch_to
 from ..core.jobs import Job, JobResult, Runtime, write_json
-from .aws import LABEL_PROJECT, LABEL_RUN, _check_name, _session
+from .aws import LABEL_PROJECT, LABEL_RUN, _check_name, _check_ints, _session
 from .plan import gpus_per_instance, estimate, JobPlan
 
 # %% auto #0
@@ -95,13 +95,6 @@ def _check_job_name(name, nodes: int = 1) -> str:
                          "stays within Kubernetes' 63")
     return name
 
-def _check_ints(**kw):
-    "Each keyword an integer >= 1 (None allowed where marked); the error names it."
-    for k, (v, none) in kw.items():
-        if v is None and none: continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1 or v >= 2**31:
-            raise ValueError(f"{k}={v!r:.80}: must be {'None or ' if none else ''}an integer in [1, 2**31)")
-
 # %% ../../nbs/08b_hyperpod.ipynb #54219515
 def hyperpod_job_manifest(config, # the training config as a dict (or an object with `to_dict()`)
                           *, job_name: str, # a DNS-1123 label
@@ -117,7 +110,7 @@ def hyperpod_job_manifest(config, # the training config as a dict (or an object 
                           job_spec: dict|None=None # the ConfigMap's job.json, mounted at /etc/forge (default: the training spec; then no data paths are needed)
                          ) -> list[dict]:
     "[ConfigMap, PyTorchJob] for a HyperPod (EKS) training job, the job validated against the PyTorchJob schema (pure planning)."
-    _check_ints(nodes=(nodes, False), gpus_per_node=(gpus_per_node, True), min_nodes=(min_nodes, True), max_runtime_s=(max_runtime_s, True))
+    _check_ints(True, nodes=(nodes, False), gpus_per_node=(gpus_per_node, True), min_nodes=(min_nodes, True), max_runtime_s=(max_runtime_s, True))
     if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or not 0 <= max_restarts < 2**31:
         raise ValueError(f"max_restarts={max_restarts!r:.80}: must be an integer >= 0")
     _check_job_name(job_name, nodes)

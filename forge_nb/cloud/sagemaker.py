@@ -11,7 +11,7 @@ from pathlib import Path
 from fastcore.basics import patch_to
 from ..core.jobs import Job, JobResult, Runtime, TERMINAL
 from ..core.storage import is_s3, split_s3_uri, s3_client, upload_path, download_uri
-from .aws import project_tags
+from .aws import project_tags, _check_ints
 from .plan import gpus_per_instance, training_image, estimate, JobPlan
 from .entrypoint import ContainerEnv, launch_command, DATA_SUFFIXES
 
@@ -57,11 +57,6 @@ def _check_job_name(name) -> str:
                          "starting and ending with a letter or digit)")
     return name
 
-def _check_ints(**kw):
-    "Each keyword an integer >= 1 (None allowed where the default is None); the error names it."
-    for k, (v, none) in kw.items():
-        if v is None and none: continue
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{k}={v!r:.80}: must be {'None or ' if none else ''}an integer >= 1")
 
 def _check_request_args(train_s3, output_s3, eval_s3, code_s3, role_arn, instance_type, instance_count, channels=None) -> int:
     if channels is not None and (not isinstance(channels, dict) or not all(isinstance(k, str) and re.fullmatch(r'[A-Za-z0-9\.\-_]{1,64}', k)
