@@ -9,7 +9,7 @@ from forge_nb.training.runtimes import command, get_runtime, LocalRuntime, Subpr
 def test_command_and_plans():
     assert command('/r/job.json')[1:] == ['-m', 'forge_nb.cli', 'train', '--config', '/r/job.json']
     cmd = command('/r/job.json', 'torchrun', nproc=3, port=29500)
-    assert cmd[1:4] == ['-m', 'torch.distributed.run', '--nproc_per_node=3'] and '--master_port=29500' in cmd
+    assert cmd[1:5] == ['-m', 'torch.distributed.run', '--nnodes=1', '--nproc_per_node=3'] and '--master_port=29500' in cmd
     assert cmd[-5:] == ['-m', 'forge_nb.cli', 'train', '--config', '/r/job.json']
     spec = {'config': {}, 'train_data': '/d.jsonl', 'output_dir': '/nowhere/run'}
     for rt in (get_runtime('local'), get_runtime('subprocess'), get_runtime('torchrun', nproc=4)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, os, shutil, subprocess, sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from ..core.jobs import read_json, write_json
+from ..core.jobs import read_json, torchrun_command, write_json
 
 # %% auto #0
 __all__ = ['OPT_ML', 'DATA_SUFFIXES', 'RUN_FILES', 'ContainerEnv', 'container_env', 'opt_ml_layout', 'channel_file',
@@ -98,8 +98,7 @@ def launch_command(ce: ContainerEnv, job_json, # this node's contract; the job s
     train = ['-m', 'forge_nb.cli', 'train', '--config', str(job_json), '--output-dir', str(ce.checkpoint_dir), '--resume']
     nproc = max(ce.num_gpus, 1)
     if len(ce.hosts) == 1 and nproc == 1: return [python or sys.executable] + train
-    return ['torchrun', f'--nnodes={len(ce.hosts)}', f'--nproc_per_node={nproc}', f'--node_rank={ce.node_rank}',
-            f'--master_addr={ce.hosts[0]}', f'--master_port={master_port}'] + train
+    return torchrun_command(train, nproc, len(ce.hosts), node_rank=ce.node_rank, master_addr=ce.hosts[0], master_port=master_port)
 
 # %% ../../nbs/08d_entrypoint.ipynb #ff80b3b4
 RUN_FILES = ('status.json', 'metrics.jsonl', 'train.log')

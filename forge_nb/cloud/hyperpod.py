@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, re
 from pathlib import Path
 from fastcore.basics import patch_to
-from ..core.jobs import Job, JobResult, Runtime, write_json
+from ..core.jobs import Job, JobResult, Runtime, torchrun_command, write_json
 from .aws import LABEL_PROJECT, LABEL_RUN, _check_name, _check_ints, _session
 from .plan import gpus_per_instance, estimate, JobPlan
 
@@ -61,9 +61,9 @@ def validate_pytorchjob(manifest: dict) -> dict:
 EFA_PER_INSTANCE = {'ml.p5.48xlarge': 32, 'ml.p5e.48xlarge': 32, 'ml.p5en.48xlarge': 16, 'ml.p4d.24xlarge': 4, 'ml.p4de.24xlarge': 4}
 
 def _torchrun(job_name, nodes, min_nodes, gpus, max_restarts) -> list[str]:
-    return ['torchrun', f'--nnodes={min_nodes}:{nodes}' if min_nodes != nodes else f'--nnodes={nodes}', f'--nproc_per_node={gpus}',
-            '--rdzv_backend=c10d', f'--rdzv_endpoint={job_name}-worker-0:29400', f'--rdzv_id={job_name}', f'--max_restarts={max_restarts}',
-            '-m', 'forge_nb.cli', 'train', '--config', '/etc/forge/job.json', '--resume']
+    return torchrun_command(['-m', 'forge_nb.cli', 'train', '--config', '/etc/forge/job.json', '--resume'], gpus,
+                            f'{min_nodes}:{nodes}' if min_nodes != nodes else nodes, rdzv_endpoint=f'{job_name}-worker-0:29400',
+                            rdzv_id=job_name, max_restarts=max_restarts)
 
 def _container(job_name, image_uri, cmd, gpus, instance_type, mlflow_uri, shared_mount) -> dict:
     res = {'nvidia.com/gpu': gpus, **({'vpc.amazonaws.com/efa': EFA_PER_INSTANCE[instance_type]} if instance_type in EFA_PER_INSTANCE else {})}

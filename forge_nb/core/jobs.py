@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/jobs.html.md"""
 
 # %% ../../nbs/00f_jobs.ipynb #0053e13c
 from __future__ import annotations
-import json, os, socket, time
+import json, os, re, socket, time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, asdict
 from datetime import datetime, timezone
@@ -15,7 +15,8 @@ from typing import Iterator
 from fastcore.basics import patch_to
 
 # %% auto #0
-__all__ = ['STATUSES', 'TERMINAL', 'now_iso', 'write_json', 'read_json', 'RunFolder', 'JobResult', 'Job', 'Runtime', 'free_port']
+__all__ = ['STATUSES', 'TERMINAL', 'now_iso', 'write_json', 'read_json', 'RunFolder', 'JobResult', 'Job', 'Runtime', 'free_port',
+           'torchrun_command']
 
 # %% ../../nbs/00f_jobs.ipynb #81b773b5
 STATUSES = ('pending', 'running', 'completed', 'failed', 'stopped')   # every runtime reports one of these
@@ -163,3 +164,27 @@ def free_port() -> int:
     "A free TCP port on 127.0.0.1."
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+# %% ../../nbs/00f_jobs.ipynb #1a27cd40
+def torchrun_command(args: list, # what each process runs, e.g. `['-m', 'forge_nb.cli', 'train', '--config', 'job.json']`
+                     nproc_per_node: int=1, # processes per node (one per GPU)
+                     nnodes: int|str=1, # nodes, or 'MIN:MAX' for an elastic job
+                     *, node_rank: int|None=None, # this node's rank (static rendezvous)
+                     master_addr: str|None=None, # static rendezvous: the first node's address
+                     master_port: int|None=None, # static rendezvous: its port
+                     rdzv_endpoint: str|None=None, # elastic c10d rendezvous 'host:port' (instead of master_addr)
+                     rdzv_id: str|None=None, # the elastic job's id
+                     max_restarts: int|None=None, # restarts of the worker group after a failure (elastic)
+                     launcher: list|None=None # default `['torchrun']`; this interpreter's `-m torch.distributed.run` locally
+                    ) -> list[str]:
+    "The `torchrun` command line that starts `args` in `nproc_per_node` processes on each of `nnodes` nodes."
+    if rdzv_endpoint and master_addr: raise ValueError("torchrun_command: give master_addr (static) or rdzv_endpoint (elastic), not both")
+    if isinstance(nnodes, str) and not re.fullmatch(r'\d+(:\d+)?', nnodes):
+        raise ValueError(f"nnodes={nnodes!r}: must be an integer or 'MIN:MAX'")
+    cmd = list(launcher or ['torchrun']) + [f'--nnodes={nnodes}', f'--nproc_per_node={nproc_per_node}']
+    if node_rank is not None: cmd.append(f'--node_rank={node_rank}')
+    if master_addr: cmd.append(f'--master_addr={master_addr}')
+    if master_port: cmd.append(f'--master_port={master_port}')
+    if rdzv_endpoint: cmd += ['--rdzv_backend=c10d', f'--rdzv_endpoint={rdzv_endpoint}'] + ([f'--rdzv_id={rdzv_id}'] if rdzv_id else [])
+    if max_restarts is not None: cmd.append(f'--max_restarts={max_restarts}')
+    return cmd + [str(a) for a in args]

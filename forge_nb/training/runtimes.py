@@ -8,7 +8,7 @@ Docs: https://forge-nb.github.io/forge_nb/runtimes.html.md"""
 from __future__ import annotations
 import os, shlex, subprocess, sys
 from pathlib import Path
-from ..core.jobs import Runtime, RunFolder, free_port, write_json
+from ..core.jobs import Runtime, RunFolder, free_port, torchrun_command, write_json
 from .engine import train_from_spec
 from .jobs import TrainJob
 
@@ -33,8 +33,8 @@ def command(spec_path, # the job spec (`job.json`)
     if runtime not in RUNTIMES: raise ValueError(f"runtime={runtime!r}: must be one of {RUNTIMES}")
     args = CLI_TRAIN + ['--config', str(spec_path)]
     if runtime == 'torchrun':
-        return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc or 2}', '--nnodes=1',
-                '--master_addr=127.0.0.1', f'--master_port={port or free_port()}'] + args
+        return torchrun_command(args, nproc or 2, master_addr='127.0.0.1', master_port=port or free_port(),
+                                launcher=[sys.executable, '-m', 'torch.distributed.run'])
     return [sys.executable] + args
 
 # %% ../../nbs/03c_runtimes.ipynb #43f4d333
