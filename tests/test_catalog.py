@@ -71,7 +71,7 @@ def test_seeded_sample_is_cached_and_reproducible(tmp_path):
 def test_real_model_offline_without_cache_names_the_fix(monkeypatch):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     cust = [{'messages': [{'role': 'user', 'content': f'q{i}'}, {'role': 'assistant', 'content': 'a'}]} for i in range(20)]
-    with pytest.raises(ConnectionError, match=r'no cached sample at .*FORGE_NB_CATALOG_CACHE.*catalog='):
+    with pytest.raises(CatalogUnavailable, match=r'no cached sample at .*FORGE_NB_CATALOG_CACHE.*catalog='):   # the demo falls back on this class
         mix(cust, MixConfig(50, {'math': 100}), model='HuggingFaceTB/SmolLM2-360M-Instruct')
     assert catalog_for(None).mode == 'offline' and catalog_for(str(tiny_model_path())).mode == 'offline'
 

@@ -30,3 +30,18 @@ def test_forge_nb_demo_command(tmp_path):
     runs = client.search_runs([run.info.experiment_id] + [e.experiment_id for e in client.search_experiments()], max_results=50)
     metric_keys = set().union(*(r.data.metrics for r in runs))
     assert any(k.startswith('general') for k in metric_keys) and any(k.startswith('domain') for k in metric_keys)
+
+def test_real_model_offline_without_cached_samples_falls_back_loudly(tmp_path, monkeypatch, capsys):
+    "A real (non-embedded) model offline with no cached catalog sample: the demo mixes the synthetic samples and says so."
+    import shutil
+    from forge_nb.core.embedded import tiny_model_path, domain_rows
+    from forge_nb.data import prepare
+    from forge_nb.workflow.demo import DemoConfig, demo_mix
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1'); monkeypatch.setenv('FORGE_NB_CATALOG_CACHE', str(tmp_path / 'empty-cache'))
+    model = tmp_path / 'my-model'; shutil.copytree(tiny_model_path(), model)     # not the embedded path: the verified catalog applies
+    prep = prepare(domain_rows(120, seed=0), tmp_path / 'prepared', seed=0)
+    res = demo_mix(DemoConfig(model=str(model), steps=4), prep)
+    out = capsys.readouterr().out
+    assert 'WARNING' in out and 'no cached sample' in out and 'synthetic offline samples' in out
+    assert len(res.records) == 4 * DemoConfig().global_batch_size
+    assert {r['source'] for r in res.records} - {'customer'}      # general data is in the mix

@@ -250,7 +250,8 @@ class Catalog:
                 if self.mode == 'auto' and mode is None:  # the hub went away: fall back to the offline sample, loudly
                     warnings.warn(f"{s}: {type(e).__name__}: {e}; using the offline sample for {category!r}")
                     return self.pool(category, n, seed, mode='offline')
-                raise ConnectionError(f"{s} (category {category!r}) could not be loaded: {e}. "
+                err = CatalogUnavailable if isinstance(e, CatalogUnavailable) else ConnectionError   # callers may fall back on the former
+                raise err(f"{s} (category {category!r}) could not be loaded: {e}. "
                                       "Use Catalog(mode='offline') or 'auto' to fall back to the offline samples.") from e
         return out
 
