@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/filters.html.md"""
 
 # %% ../../nbs/01d_filters.ipynb #e2c760e7
 from __future__ import annotations
-import hashlib, math, re
+import hashlib, math, re, sys
 from dataclasses import dataclass, field, asdict
 import numpy as np
 import pyarrow as pa, pyarrow.compute as pc
@@ -27,21 +27,72 @@ def record_text(data) -> pa.Array:
     m = _col(t, 'messages')
     return pc.fill_null(pc.binary_join(pa.ListArray.from_arrays(m.offsets, pc.fill_null(_str(_fld(m.values, 'content')), '')), '\n'), '')
 
-def _ascii(s) -> bool: return bool(pc.all(pc.string_is_ascii(s)).as_py()) if len(s) else True
+def _ascii(s) -> bool:
+    "Whether every text is ASCII: one C pass over the raw bytes (Arrow's kernel when some are null)."
+    if not len(s): return True
+    if s.null_count: return bool(pc.all(pc.string_is_ascii(s)).as_py())
+    off, data = _string_bytes(s)
+    return data[off[0]:off[-1]].tobytes().isascii()
 
-def words(arr) -> pa.ListArray:
-    "Lower-cased words of each text (split on whitespace; the ASCII kernels when the text is ASCII)."
+def words(arr, ascii=None) -> pa.ListArray:
+    "Lower-cased words of each text (split on whitespace; the ASCII kernels when `ascii`, by default when the text is ASCII)."
     s = _str(arr)
-    if _ascii(s): return pc.ascii_split_whitespace(pc.ascii_trim_whitespace(pc.ascii_lower(s)))
+    if _ascii(s) if ascii is None else ascii: return pc.ascii_split_whitespace(pc.ascii_trim_whitespace(pc.ascii_lower(s)))
     return pc.utf8_split_whitespace(pc.utf8_trim_whitespace(pc.utf8_lower(s)))
+
+def _row_sums(o: np.ndarray, x: np.ndarray) -> np.ndarray:
+    "Per row (offsets `o`, from 0), the sum of the 0/1 bytes `x`: prefix sums over 8-byte words, plus the bytes before each offset in its word."
+    if sys.byteorder != 'little':
+        return np.add.reduceat(np.append(x, 0).astype(np.int64), o[:-1])[:len(o) - 1] * (o[1:] > o[:-1])
+    h = np.zeros(len(x) + 8 + (-len(x)) % 8, np.uint8); h[:len(x)] = x
+    w, ones = h.view(np.uint64), np.uint64(0x0101010101010101)   # times `ones`, the top byte of a word is the sum of its bytes
+    q, r = o >> 3, (o & 7).astype(np.uint64)
+    part = ((w[q] & ((np.uint64(1) << (r * np.uint64(8))) - np.uint64(1))) * ones) >> np.uint64(56)
+    w *= ones; w >>= np.uint64(56); np.cumsum(w, out=w)   # in place: fresh big arrays cost page faults
+    pre = np.where(q > 0, w[np.maximum(q - 1, 0)], np.uint64(0))
+    return np.diff(pre.astype(np.int64) + part.astype(np.int64))
+
+# A-Z -> a-z and ASCII whitespace -> space: on a plain row (ASCII without \x1c-\x1f, which only the UTF-8 kernels take for
+# whitespace, and no whitespace at its end) this byte map, with each run of spaces cut to one, is the row's words joined by spaces
+_FOLD = bytes.maketrans(bytes(range(65, 91)) + b'\t\n\x0b\x0c\r', bytes(range(97, 123)) + b'     ')
+
+def _word_forms(arr, keys=True) -> tuple[np.ndarray, pa.Array | None, bool]:
+    "Per text its number of words (as `words` counts them) and (with `keys`) its normalised form, and whether the ASCII kernels apply; plain rows are read off the raw bytes, only the others are split by `words`."
+    s = _str(arr); asc = _ascii(s)
+    if s.null_count or not len(s):
+        ws = words(s, asc)
+        return np.asarray(pc.list_value_length(ws)).astype(np.int64), pc.binary_join(ws, ' ') if keys else None, asc
+    off, data = _string_bytes(s)
+    o = (off - off[0]).astype(np.int64); n = len(s)
+    k = np.frombuffer(data[off[0]:off[-1]].tobytes().translate(_FOLD), np.uint8)
+    sp = k == 32
+    rows = lambda pos: np.searchsorted(o, pos, 'right') - 1
+    slow = np.zeros(n, bool)   # rows that are not plain: odd bytes or whitespace at the end
+    odd = (k - np.uint8(0x1c)) < 4 if asc else ((k - np.uint8(0x1c)) < 4) | (k >= 128)
+    if odd.any(): slow[rows(np.flatnonzero(odd))] = True
+    full = np.flatnonzero(o[1:] > o[:-1])
+    slow[full] |= sp[o[full + 1] - 1]
+    drop = sp.copy(); drop[1:] &= sp[:-1]; drop[o[full]] = sp[o[full]]   # spaces after a space or at the start of a row
+    gone = np.bincount(rows(np.flatnonzero(drop)), minlength=n) if drop.any() else np.zeros(n, np.int64)
+    nw = _row_sums(o, sp.view(np.uint8)) - gone + 1   # words = spaces kept + 1 (an empty text is one empty word, as Arrow splits it)
+    out = None
+    if keys:
+        kept = k[~drop] if drop.any() else k
+        out = pa.StringArray.from_buffers(n, pa.py_buffer(np.concatenate([[0], np.cumsum(np.diff(o) - gone)]).astype(np.int32)), pa.py_buffer(kept))
+    i = np.flatnonzero(slow)
+    if len(i):
+        ws = words(pc.take(s, pa.array(i)), asc)
+        nw[i] = np.asarray(pc.list_value_length(ws))
+        if keys: out = pc.replace_with_mask(out, pa.array(slow), pc.binary_join(ws, ' '))
+    return nw, out, asc
 
 def normalize_text(arr, _words=None) -> pa.Array:
     "Lower-cased text with whitespace runs collapsed to one space and no leading/trailing space (the key for exact dedup)."
-    return pc.binary_join(_words if _words is not None else words(arr), ' ')
+    return pc.binary_join(_words, ' ') if _words is not None else _word_forms(arr)[1]
 
 # %% ../../nbs/01d_filters.ipynb #174b4f82
 def dedup_keys(texts, _words=None) -> np.ndarray:
-    "One integer per row, equal exactly where the normalised texts are equal."
+    "One integer per row, equal exactly where the normalised texts are equal (`_words`: the texts' `words`, if at hand)."
     return np.asarray(pc.dictionary_encode(normalize_text(texts, _words)).indices)
 
 def first_of(keys) -> np.ndarray:
@@ -98,10 +149,7 @@ def _per_row_sum(s, ranges) -> np.ndarray:
     if not len(d): return np.zeros(n, np.int64)
     table = bytes(int(any(lo <= i <= hi for lo, hi in ranges)) for i in range(256))
     hit = np.frombuffer(d.tobytes().translate(table), np.uint8)   # bytes.translate: one C pass, ~2x faster than NumPy compares
-    start = (off[:-1] - off[0]).astype(np.int64)
-    out = np.add.reduceat(hit, np.minimum(start, len(hit) - 1), dtype=np.int64)   # one pass: per-row sums between offsets
-    out[off[1:] == off[:-1]] = 0            # reduceat gives an empty row the next byte, not 0
-    return out
+    return _row_sums((off - off[0]).astype(np.int64), hit)
 
 def _url_candidates(s) -> np.ndarray:
     "Rows that contain `://` or `www.` (found on the raw bytes: locate the rare first byte, then check the next ones)."
@@ -127,8 +175,8 @@ def _distinct_ratio(ws: pa.ListArray, rows: np.ndarray) -> np.ndarray:
 
 # %% ../../nbs/01d_filters.ipynb #bb99689e
 def quality_flags(texts, min_chars=1, max_chars=None, max_symbol_ratio=0.5, max_url_ratio=0.5, min_unique_word_ratio=0.1,
-                  min_words_for_repetition=50, _words=None) -> dict:
-    "`{reason: bool mask}` of the heuristic quality rules (a disabled rule is absent)."
+                  min_words_for_repetition=50, _inputs=None) -> dict:
+    "`{reason: bool mask}` of the heuristic quality rules (a disabled rule is absent). `_inputs`: `filter_inputs` of `texts`, or a callable returning it."
     s = pc.fill_null(_str(texts), ''); n = len(s)
     L = np.asarray(pc.binary_length(s) if _ascii(s) else pc.utf8_length(s)).astype(np.int64)
     out = {}
@@ -144,12 +192,11 @@ def quality_flags(texts, min_chars=1, max_chars=None, max_symbol_ratio=0.5, max_
             u = L[cand] - np.asarray(pc.utf8_length(pc.replace_substring_regex(sub, _URL, ''))).astype(np.int64)
             urls[cand] = u / safe[cand] > max_url_ratio
         out['urls'] = urls
-    if min_unique_word_ratio:   # last: `_words` may be a callable that waits for words computed on another thread
-        ws = _words() if callable(_words) else _words if _words is not None else words(s)
-        nw = np.asarray(pc.list_value_length(ws)).astype(np.int64)
-        cand = np.flatnonzero(nw >= min_words_for_repetition)
+    if min_unique_word_ratio:   # last: `_inputs` may be a callable that waits for word counts computed on another thread
+        nw, _, asc = _inputs() if callable(_inputs) else _inputs if _inputs is not None else _word_forms(s, keys=False)
+        cand = np.flatnonzero(nw >= min_words_for_repetition)   # only these texts are split into words
         rep = np.zeros(n, bool)
-        if len(cand): rep[cand] = _distinct_ratio(ws, cand) < min_unique_word_ratio
+        if len(cand): rep[cand] = _distinct_ratio(words(pc.take(s, pa.array(cand)), asc), np.arange(len(cand))) < min_unique_word_ratio
         out['repetitive'] = rep
     return out
 
@@ -200,15 +247,15 @@ class FilterConfig:
             if not ok: raise ValueError(f'{k} must be {allowed}, not {getattr(self, k)!r}')
 
 def filter_inputs(texts, config: FilterConfig | None = None) -> tuple:
-    "What `apply_filters` needs besides the texts: their word lists and (with `dedup`) exact-dedup keys."
+    "What `apply_filters` needs besides the texts: their word counts, (with `dedup`) exact-dedup keys, and whether the ASCII kernels apply."
     cfg = config or FilterConfig()
-    s = _str(texts); ws = words(s)
-    return ws, (dedup_keys(s, ws) if cfg.dedup else None)
+    nw, norm, asc = _word_forms(texts, keys=cfg.dedup)
+    return nw, (np.asarray(pc.dictionary_encode(norm).indices) if cfg.dedup else None), asc
 
 def subset_inputs(inputs, rows) -> tuple:
     "`filter_inputs` of all texts cut down to `rows` of them."
-    ws, keys = inputs
-    return pc.take(ws, pa.array(rows)), (None if keys is None else keys[rows])
+    nw, keys, asc = inputs
+    return nw[rows], (None if keys is None else keys[rows]), asc
 
 # %% ../../nbs/01d_filters.ipynb #2535d7cc
 def apply_filters(texts, config: FilterConfig | None = None, inputs=None) -> tuple[np.ndarray, np.ndarray]:
@@ -222,7 +269,7 @@ def apply_filters(texts, config: FilterConfig | None = None, inputs=None) -> tup
     if inputs is None: inputs = filter_inputs(s, cfg)
     get = inputs if callable(inputs) else lambda: inputs   # a callable is only waited for once the character rules are done
     for why, mask in quality_flags(s, cfg.min_chars, cfg.max_chars, cfg.max_symbol_ratio, cfg.max_url_ratio, cfg.min_unique_word_ratio,
-                                   _words=lambda: get()[0]).items():
+                                   _inputs=get).items():
         mark(mask, why)
     if cfg.languages:
         live = np.flatnonzero(reason == '')

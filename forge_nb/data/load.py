@@ -241,6 +241,14 @@ class Table:
     def __init__(self, table: pa.Table, rejects=None, files=None, counts=None):
         self.table, self.rejects, self.files = table, list(rejects or []), list(files or [])
         self.counts = dict(counts or {})   # values a step rewrote, per kind (e.g. numbers written as text)
+        self.pending = {}   # columns still being computed on another thread: name -> future of the array (None: no column)
+    def settled(self, table: pa.Table | None = None) -> pa.Table:
+        "`table` (by default this one's, or a later step's version of it) with the `pending` columns appended once they are done."
+        t = self.table if table is None else table
+        for name, fut in self.pending.items():
+            col = fut.result()
+            if col is not None and name not in t.column_names: t = t.append_column(name, col)
+        return t
     def __len__(self): return self.table.num_rows
     @property
     def columns(self): return [c for c in self.table.column_names if c not in ('_file', '_line')]

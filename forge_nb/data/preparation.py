@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
 from .load import Table, LoadError, load, md_table, show
 from .transform import to_chat, sanitize as _sanitize, SanitizeConfig, to_format, _col, CANONICAL, FORMATS_OUT
-from ..core.records import write_lines, write_table, encode_jsonl, read_records, write_records, _str, begin_outputs, finish_outputs
+from ..core.records import write_lines, write_table, encode_jsonl, read_records, write_records, _str, _fld, _esc, atomic_path, begin_outputs, finish_outputs
 from ..core.models import load_tokenizer
 from ..core.storage import upload_path, s3_client, split_s3_uri
 from .validate import validate, ValidationError, ValidationReport
@@ -89,6 +89,14 @@ def _tokenizer(tok, chat_template=None):
     if chat_template and getattr(tok, 'chat_template', None) != chat_template:
         tok = copy.copy(tok); tok.chat_template = chat_template   # the caller's tokenizer keeps its own template
     return tok
+
+def _here_or_there(fut: Future, fn, *args):
+    "A function returning `fut`'s result, or, if the helper thread has not started it when first asked (it is busy), `fn(*args)` run here instead (once)."
+    box = []
+    def get():
+        if not box: box.append(fn(*args) if fut.cancel() else fut.result())
+        return box[0]
+    return get
 
 def _timer(verbose=False):
     "`(times, tick)`: `tick(name)` stores the seconds since the previous tick under `name`."
@@ -169,10 +177,10 @@ def _validate(chats, tok, on_error, sanitize, max_length, exact_lengths, length_
     return rep, reason, detail, fld
 
 def _filter(t, txt, fcfg, pre, reason, detail):
-    "Run the filters on the rows that passed validation, writing their reasons and details into `reason` and `detail`."
+    "Run the filters on the rows that passed validation, writing their reasons and details into `reason` and `detail` (`pre()`: `filter_inputs` of `txt`)."
     live = np.flatnonzero(reason == '')
-    if len(live) == len(txt): why, dup_of = apply_filters(txt, fcfg, inputs=pre.result)
-    else: why, dup_of = apply_filters(pc.take(txt, pa.array(live)), fcfg, inputs=lambda: subset_inputs(pre.result(), live))
+    if len(live) == len(txt): why, dup_of = apply_filters(txt, fcfg, inputs=pre)
+    else: why, dup_of = apply_filters(pc.take(txt, pa.array(live)), fcfg, inputs=lambda: subset_inputs(pre(), live))
     fj = np.flatnonzero(why != '')
     if not len(fj): return
     rows, w, d = live[fj], why[fj], dup_of[fj]
@@ -193,20 +201,70 @@ def _split(t, keep, splits, seed, stratify, min_rows) -> dict:
     return split_indices(len(keep), splits, seed, strata)
 
 # %% ../../nbs/01_preparation.ipynb #0acf401a
+def _is_chat(ty) -> bool:
+    "Whether `ty` is a chat column's type: a list of `{role, content}` text structs."
+    return pa.types.is_list(ty) and pa.types.is_struct(ty.value_type) and \
+        [(x.name, x.type) for x in ty.value_type] == [('role', pa.string()), ('content', pa.string())]
+
+def _line_parts(t: pa.Table, cols) -> list | None:
+    "The pieces of every JSON line as `encode_jsonl` writes it, for one `binary_join_element_wise`; None unless the first column has no nulls and each is text, an integer or chats with the same roles throughout."
+    arrs, n = [_col(t, c) for c in cols], t.num_rows
+    for i, (c, a) in enumerate(zip(cols, arrs)):   # first the checks, which cost little
+        md = t.schema.field(c).metadata
+        if (md and md.get(b'forge_nb.json')) or (a.null_count and i == 0): return None
+        if not (pa.types.is_string(a.type) or pa.types.is_integer(a.type) or (_is_chat(a.type) and not a.null_count)): return None
+        if _is_chat(a.type):
+            off = np.asarray(a.offsets); k = int(off[1] - off[0]); items = a.flatten()
+            if k == 0 or (np.diff(off) != k).any() or items.null_count or _fld(items, 'role').null_count or _fld(items, 'content').null_count: return None
+            ids = np.asarray(pc.dictionary_encode(_fld(items, 'role')).indices).reshape(n, k)
+            if (ids != ids[0]).any(): return None
+    out, lit = [], '{'
+    for i, (c, a) in enumerate(zip(cols, arrs)):
+        key = (', ' if i else '') + json.dumps(c, ensure_ascii=False) + ': '
+        if a.null_count:   # a value that may be missing carries its own key and separator ('' where it is null, as join_skip leaves it out)
+            val = pc.binary_join_element_wise(key + '"', _esc(a), '"', '') if pa.types.is_string(a.type) else \
+                  pc.binary_join_element_wise(key, pc.cast(a, pa.string()), '')
+            out += [lit, pc.fill_null(val, '')]; lit = ''
+        elif pa.types.is_string(a.type): out += [lit + key + '"', _esc(a)]; lit = '"'
+        elif pa.types.is_integer(a.type): out += [lit + key, pc.cast(a, pa.string())]; lit = ''
+        else:   # chats: turn j of every row, as `encode_jsonl` writes a chat item
+            items = a.flatten(); k = len(items) // n
+            role, esc = _fld(items, 'role'), _esc(_fld(items, 'content'))
+            for j in range(k):
+                head = ('[' if j == 0 else ', ') + '{"role": ' + json.dumps(role[j].as_py(), ensure_ascii=False) + ', "content": "'
+                out += [lit + (key if j == 0 else '') + head, pc.take(esc, pa.array(np.arange(j, n * k, k)))]; lit = '"}'
+            lit += ']'
+    return out + [lit + '}\n']
+
+def _encode_lines(t: pa.Table) -> pa.Array:
+    "`encode_jsonl(t)` with a newline ending each line, so that the bytes of any selection of lines are a JSONL file; common tables in one join."
+    cols = [c for c in t.column_names if c not in ('_file', '_line')]
+    parts = _line_parts(t, cols) if t.num_rows and cols else None
+    if parts is None: return pc.binary_join_element_wise(encode_jsonl(t), '\n', '')
+    return pc.binary_join_element_wise(*parts, '')
+
+def _write_text(lines: pa.Array, path) -> int:
+    "Write the bytes of a string array whose values end in newlines (`_encode_lines`) to `path`, whole or not at all; returns the number of lines."
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        if len(lines):
+            off = lines.offset; o = np.frombuffer(lines.buffers()[1], np.int32)[off:off + len(lines) + 1]
+            f.write(memoryview(lines.buffers()[2])[o[0]:o[-1]])
+    return len(lines)
+
 def _write_splits(local, t, keep, parts, out_format, format, render, tok, pool, encoded, half):
     "Write the splits (the train split on the helper thread); returns paths, counts, the encoded lines and a `finish()`."
     ext = 'jsonl' if out_format == 'jsonl' else 'parquet'
     paths, kept_n, lines = {}, {}, None
     if out_format == 'jsonl' and not render:   # encode once; cutting lines per split is cheaper than taking nested rows
         if encoded is not None:   # all rows (the rejects reuse their lines); this thread's half first, while the helper finishes its own
-            second = encode_jsonl(t.slice(half)); lines, pos = pa.concat_arrays([encoded.result(), second]), keep
-        else: lines, pos = encode_jsonl(to_format(Table(t.take(pa.array(keep))), format).table), np.arange(len(keep))
+            second = _encode_lines(t.slice(half)); lines, pos = pa.concat_arrays([encoded(), second]), keep
+        else: lines, pos = _encode_lines(to_format(Table(t.take(pa.array(keep))), format).table), np.arange(len(keep))
         for k, idx in parts.items(): paths[k] = local/f'{k}.jsonl'; kept_n[k] = len(idx)
-        write = lambda k: write_lines(pc.take(lines, pa.array(pos[parts[k]])), paths[k])
-        train = pool.submit(write, 'train')   # the largest split on the helper, the others here after the rejects
+        write = lambda k: _write_text(pc.take(lines, pa.array(pos[parts[k]])), paths[k])   # a split's lines are its file
+        train = _here_or_there(pool.submit(write, 'train'), write, 'train')   # the largest split on the helper, the others here after the rejects
         def finish():
             for k in ('validation', 'test'): write(k)
-            train.result()
+            train()
         return paths, kept_n, lines, finish
     for k, idx in parts.items():
         out = to_format(Table(t.take(pa.array(keep[idx]))), format, tok, render).table
@@ -226,7 +284,8 @@ def _write_rejects(path, t, rejects, bad, reason, detail, fld, lines, format) ->
     "`rejects.jsonl`: the loader's and the transform's rejects, then validation's and the filters' (record as JSON)."
     out = [pa.array([json.dumps(r, ensure_ascii=False, default=str) for r in rejects], pa.string())]
     if len(bad):
-        rec = pc.take(lines, pa.array(bad)) if lines is not None and format == 'messages' else encode_jsonl(t.take(pa.array(bad)))
+        rec = pc.utf8_slice_codeunits(pc.take(lines, pa.array(bad)), 0, -1) if lines is not None and format == 'messages' \
+              else encode_jsonl(t.take(pa.array(bad)))   # a kept line without its newline
         out.append(_reject_lines(t, bad, reason[bad], detail[bad], fld[bad], rec))
     write_lines(pa.concat_arrays(out), path)
     return path
@@ -279,8 +338,8 @@ def _stream_batch(b, a, fcfg, tok, S):
     t = chats.table; txt = record_text(t)
     rep, reason, detail, fld = _validate(chats, tok, a['on_error'], a['sanitize'], a['max_length'], a['exact_lengths'], a['length_sample'], a['seed'])
     if rep.lengths is not None and sum(map(len, S['lengths'])) < 100_000: S['lengths'].append(rep.lengths)
-    cfg = replace(fcfg, dedup=False); pre = Future(); pre.set_result(filter_inputs(txt, cfg))
-    _filter(t, txt, cfg, pre, reason, detail)
+    cfg = replace(fcfg, dedup=False); inputs = filter_inputs(txt, cfg)
+    _filter(t, txt, cfg, lambda: inputs, reason, detail)
     return t, txt, rejects, reason, detail, fld
 
 def _stream_dedup(t, txt, reason, detail, seen, files) -> tuple[np.ndarray, np.ndarray]:
@@ -374,20 +433,24 @@ def prepare(source, # file, folder, glob, `s3://` URI, HF id, `Dataset`, DataFra
     data = load(source, split=split, config=config, revision=revision, on_error=on_error); tick('load')
     rejects = list(data.rejects)
     read = len(data) + len(rejects)
-    chats, rej = to_chat(data, column_map, system_prompt=system_prompt, include_reasoning=include_reasoning, on_error=on_error)
+    pool = _helper()
+    chats, rej = to_chat(data, column_map, system_prompt=system_prompt, include_reasoning=include_reasoning, on_error=on_error, executor=pool)
     rejects += rej; chats_in = chats; tick('transform')
     counts = {}
     if sanitize:
         chats, counts = _sanitize(chats, sanitize if isinstance(sanitize, SanitizeConfig) else None, tok); tick('sanitize')
     t = chats.table
-    # the filters' word lists and dedup keys, then the JSON lines of every row, depend on neither validation nor the
+    # the filters' word counts and dedup keys, then the JSON lines of every row, depend on neither validation nor the
     # character-level filters: the helper thread computes them meanwhile
     fast = out_format == 'jsonl' and not render and format == 'messages'
-    pool, txt, half = _helper(), record_text(t), t.num_rows // 2
-    pre = pool.submit(filter_inputs, txt, fcfg)
-    encoded = pool.submit(encode_jsonl, t.slice(0, half)) if fast else None   # this thread encodes the other half
+    txt, half = record_text(t), t.num_rows // 2
+    pre = _here_or_there(pool.submit(filter_inputs, txt, fcfg), filter_inputs, txt, fcfg)
+    # (the answer letters, found on the helper meanwhile, join the table there: it has done them by then)
+    first = lambda: _encode_lines(chats_in.settled(t).slice(0, half))   # this thread encodes the other half
+    encoded = _here_or_there(pool.submit(first), first) if fast else None
     rep, reason, detail, fld = _validate(chats, tok, on_error, sanitize, max_length, exact_lengths, length_sample, seed); tick('validate')
     _filter(t, txt, fcfg, pre, reason, detail); tick('filter')
+    t = chats_in.settled(t)   # the columns to_chat left to the helper
     bad, keep = np.flatnonzero(reason != ''), np.flatnonzero(reason == '')
     parts = _split(t, keep, splits, seed, stratify, min_rows); tick('split')
     local = Path(tempfile.mkdtemp(prefix='forge_nb_prep_')) if str(out_dir).startswith('s3://') else Path(out_dir)

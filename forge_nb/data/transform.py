@@ -80,7 +80,6 @@ def format_options(opts, is_json=False) -> pa.Array:
         if opts.null_count: out = pc.replace_with_mask(pa.nulls(len(opts), pa.string()), valid, out)
         return pc.if_else(pc.greater(pc.fill_null(pc.binary_length(out), 0), 0), out, pa.scalar(None, pa.string()))
     if pa.types.is_string(opts.type) or pa.types.is_large_string(opts.type):
-        vals = opts.to_pylist()
         def one(v):
             if v is None or not v.strip(): return None
             try: o = json.loads(v)
@@ -88,11 +87,71 @@ def format_options(opts, is_json=False) -> pa.Array:
             if isinstance(o, dict): return '\n'.join(f'{k}. {x}' for k, x in o.items()) or None
             if isinstance(o, list): return '\n'.join(f'{chr(65+i)}. {x}' for i, x in enumerate(o)) or None
             return str(o)
-        return pa.array([one(v) for v in vals], pa.string()) if is_json or any(
-            v and v[:1] in '{["' for v in vals[:50]) else pc.if_else(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(opts)), 0), opts, pa.scalar(None, pa.string()))
+        return pa.array([one(v) for v in opts.to_pylist()], pa.string()) if is_json or any(   # JSON text is decoded row by row
+            v and v[:1] in '{["' for v in opts.slice(0, 50).to_pylist()) else pc.if_else(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(opts)), 0), opts, pa.scalar(None, pa.string()))
     if pa.types.is_list(opts.type) or pa.types.is_large_list(opts.type):
         return pa.array([None if not v else '\n'.join(f'{chr(65+i)}. {x}' for i, x in enumerate(v)) for v in opts.to_pylist()], pa.string())
     return pa.array([None if not v else '\n'.join(f'{k}. {x}' for k, x in dict(v).items()) for v in opts.to_pylist()], pa.string())
+
+# whitespace and line breaks to Python (`str.isspace`, `splitlines`, `re`'s `\\s`) other than space, tab and newline: rows holding
+# one are left to `parse_options`, so that the byte-level reading below splits and strips every other row exactly as Python does
+_PY_SPACE = '[\\x0b-\\x0d\\x1c-\\x1f\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]'
+
+def _text_letters(opts: pa.Array, ans: pa.Array) -> np.ndarray:
+    "`answer_letters` of option text read with NumPy from the raw bytes, as codes (0 = A, -1 = none); -2 where the row needs `parse_options`."
+    n, code = len(opts), np.full(len(opts), -1, np.int64)
+    off, data = _string_bytes(opts)
+    size = int(off[-1] - off[0])
+    d = np.concatenate([data[off[0]:off[-1]], np.zeros(3, np.uint8)])   # zero padding: a look past the last byte is safe
+    base = int(off[0]); off = (off - base).astype(np.int64); body = d[:size]
+    slow = np.zeros(n, bool)   # rows to read with Python: other whitespace (found with a byte-level superset, then the regex) ...
+    sus = body < 32; sus &= body != 9; sus &= body != 10
+    if not body.tobytes().isascii(): sus |= body >= 128
+    if sus.any():
+        rows = np.unique(np.searchsorted(off, np.flatnonzero(sus), 'right') - 1)
+        slow[rows] = np.asarray(pc.fill_null(pc.match_substring_regex(pc.take(opts, pa.array(rows)), _PY_SPACE), False))
+    # lines [s, e): a row's first line starts at its offset, each newline ends one line and starts the next
+    nl = np.flatnonzero(body == 10); nlrow = np.searchsorted(off, nl, 'right') - 1
+    per = np.bincount(nlrow, minlength=n) + 1; first = np.cumsum(per) - per
+    row, k = np.repeat(np.arange(n), per), nlrow + np.arange(len(nl))   # k: the line each newline ends
+    s, e = np.empty(len(row), np.int64), np.empty(len(row), np.int64)
+    s[first], s[k + 1], e[k], e[first + per - 1] = off[:-1], nl + 1, nl, off[1:]
+    isws = (d == 32) | (d == 9); ws = lambda p: isws[p]
+    def skip(p, stop, step, rows):   # past up to 4 spaces/tabs towards `stop`; ... a longer run (the row goes to Python)
+        p = p.copy(); i = np.flatnonzero(((p < stop) if step > 0 else (p >= stop)) & ws(p))
+        for _ in range(4):
+            p[i] += step; pi = p[i]
+            i = i[((pi < stop[i]) if step > 0 else (pi >= stop[i])) & ws(pi)]
+        slow[rows[i]] = True
+        return p
+    # `_OPT_LINE`: spaces, an optional `(`, a letter A-Z, one of `.):`, spaces, then the text up to its last non-space
+    p = skip(s, e, 1, row); blank = p >= e
+    p = p + ((p < e) & (d[p] == 40))
+    lead = np.flatnonzero((p + 1 < e) & (d[p] >= 65) & (d[p] <= 90) & np.isin(d[p + 1], (46, 41, 58)))
+    q = p + 2; q[lead] = skip(q[lead], e[lead], 1, row[lead])
+    hit = np.zeros(len(row), bool); hit[lead] = q[lead] < e[lead]
+    cum = np.cumsum(hit); before = np.concatenate([[0], cum])[first]; count = np.bincount(row[hit], minlength=n)
+    hrow, hcode, q = row[hit], d[p[hit]].astype(np.int64) - 65, q[hit]
+    v1 = skip(e[hit] - 1, q, -1, hrow) + 1   # the text is [q, v1)
+    # ... and rows with letters out of order or repeated, or with a wrapped option (a non-blank unlettered line after a lettered one)
+    slow[hrow[hcode != cum[hit] - 1 - before[hrow]]] = True
+    slow[row[~hit & ~blank & (cum > before[row])]] = True
+    ok = np.asarray(opts.is_valid()) & np.asarray(ans.is_valid())
+    good = ok & ~slow & (count >= 2)   # a dict A, B, … of 2+ options
+    aoff, adata = _string_bytes(ans); alen = np.diff(aoff)
+    # the option texts as an Arrow array without copying a byte: in the buffer they are ordered, so offsets q0, v1_0, q1, v1_1, …
+    # make the even values the texts (the odd ones are the gaps between them)
+    b = np.empty(2 * len(q), np.int64); b[0::2], b[1::2] = q, v1
+    texts = pa.StringArray.from_buffers(max(len(b) - 1, 0), pa.py_buffer((b + base).astype(np.int32)), opts.buffers()[2])
+    same = pc.equal(pc.take(texts, pa.array(np.arange(0, len(b) - 1, 2))), pc.take(ans, pa.array(hrow)))
+    eq = np.flatnonzero(good[hrow] & np.asarray(pc.fill_null(same, False)))
+    r, i = np.unique(hrow[eq], return_index=True)   # the first option whose text is the answer
+    code[r] = hcode[eq][i]
+    one = np.flatnonzero(good & (alen == 1))   # a one-byte answer that is one of the letters wins
+    ac = adata[aoff[:-1][one]].astype(np.int64) - 65
+    inl = (ac >= 0) & (ac < count[one]); code[one[inl]] = ac[inl]
+    code[ok & slow] = -2
+    return code
 
 def answer_letters(opts, answer) -> pa.Array | None:
     "The option letter whose text equals the answer (or the answer itself when it is a letter), for struct options and option text."
@@ -102,7 +161,13 @@ def answer_letters(opts, answer) -> pa.Array | None:
             d = parse_options(o)
             if not d or a is None: return None
             return a if a in d else next((k for k, v in d.items() if v == a), None)
-        return pa.array([one(o, a) for o, a in zip(opts.to_pylist(), _str(answer).to_pylist())], pa.string())
+        o, a = _str(opts), _str(answer)
+        code = _text_letters(o, a)   # NumPy decides the plain rows; the rest go through parse_options one by one
+        out = pc.take(pa.array([chr(65 + i) for i in range(26)], pa.string()), pa.array(code, mask=code < 0))
+        slow = code == -2
+        if not slow.any(): return out
+        i = np.flatnonzero(slow)
+        return pc.replace_with_mask(out, pa.array(slow), pa.array([one(x, y) for x, y in zip(o.take(i).to_pylist(), a.take(i).to_pylist())], pa.string()))
     if not pa.types.is_struct(opts.type): return None
     ans, code = _str(answer), np.full(len(answer), -1, np.int32)
     for i, f in enumerate(opts.type):
@@ -244,26 +309,33 @@ def _typed(t, cols, kind, include_reasoning, files) -> tuple[dict, dict, dict]:
     return arrs, wrong, nums
 
 # %% ../../nbs/01b_transform.ipynb #e10e8c96
-def _qa_chats(t, cols, kind, arrs, meta, sys, include_reasoning, reasoning_template):
-    "`(table, metadata columns, chats)` for question/answer or prompt/completion rows."
+def _letter_column(opts, asst, meta) -> pa.Array | None:
+    "The `answer_letter` column to add, or None (the data has one already, or no row's answer is one of its options)."
+    letters = answer_letters(opts, asst)
+    return letters if letters is not None and 'answer_letter' not in meta and pc.any(pc.is_valid(letters)).as_py() else None
+
+def _qa_chats(t, cols, kind, arrs, meta, sys, include_reasoning, reasoning_template, executor=None):
+    "`(table, metadata columns, chats, pending columns)` for question/answer or prompt/completion rows."
     user, asst = (arrs['question'], arrs['answer']) if kind == 'qa' else (arrs['prompt'], arrs['completion'])
+    pending = {}
     if 'options' in cols:
         opts = _col(t, cols['options'])
+        if executor is not None: pending['answer_letter'] = executor.submit(_letter_column, opts, asst, meta)   # the last column, later
+        else:
+            letters = _letter_column(opts, asst, meta)
+            if letters is not None: t = t.append_column('answer_letter', letters); meta = meta + ['answer_letter']
         fo = format_options(opts, is_json=_is_json(t, cols['options']))
         user = join_skip([user, fo], '\n\n')   # rows without options keep the question
-        letters = answer_letters(opts, asst)
-        if letters is not None and 'answer_letter' not in meta and pc.any(pc.is_valid(letters)).as_py():
-            t = t.append_column('answer_letter', letters); meta = meta + ['answer_letter']
     if include_reasoning and 'reasoning' in cols:
         r = arrs['reasoning']
         pre, mid = reasoning_template.split('{reasoning}')[0], reasoning_template.split('{reasoning}')[1].split('{answer}')[0]
         asst = pc.if_else(pc.is_valid(r), pc.binary_join_element_wise(pre, r, mid, asst, ''), asst)
-    return t, meta, chat_array(([('system', sys)] if sys is not None else []) + [('user', user), ('assistant', asst)])
+    return t, meta, chat_array(([('system', sys)] if sys is not None else []) + [('user', user), ('assistant', asst)]), pending
 
 # %% ../../nbs/01b_transform.ipynb #d49d3bad
 def to_chat(data, column_map=None, *, system_prompt=None, include_reasoning=False,
-            reasoning_template='{reasoning}\n\nAnswer: {answer}', on_error='raise') -> tuple[Table, list[dict]]:
-    "Canonical chat records (a `messages` or `text` column plus metadata) from loaded rows, and the rows rejected."
+            reasoning_template='{reasoning}\n\nAnswer: {answer}', on_error='raise', executor=None) -> tuple[Table, list[dict]]:
+    "Canonical chat records (a `messages` or `text` column plus metadata) from loaded rows, and the rows rejected. With an `executor` (e.g. a one-thread pool) the answer letters are found there, as the Table's `pending` column (see `Table.settled`)."
     data = load(data)
     t, files = data.table, ', '.join(data.files) or '<data>'
     try: kind, cols = resolve_columns(data.columns, column_map)
@@ -274,7 +346,7 @@ def to_chat(data, column_map=None, *, system_prompt=None, include_reasoning=Fals
         for c in e.missing: t = t.append_column(c, pa.nulls(len(t), pa.string()))
         data = Table(t, data.rejects, data.files, data.counts)
         return to_chat(data, column_map, system_prompt=system_prompt, include_reasoning=include_reasoning,
-                       reasoning_template=reasoning_template, on_error=on_error)
+                       reasoning_template=reasoning_template, on_error=on_error, executor=executor)
     except LoadError as e:
         if on_error == 'raise' and len(t): raise LoadError(f"{files}: {e}") from None
         empty = t.slice(0, 0).append_column('messages', pa.array([], MSG_TYPE))   # no rows, or rows without usable columns
@@ -299,12 +371,14 @@ def to_chat(data, column_map=None, *, system_prompt=None, include_reasoning=Fals
     sys = arrs.get('system')
     if sys is not None and system_prompt: sys = pc.fill_null(sys, system_prompt)
     elif system_prompt: sys = pa.array([system_prompt] * len(t), pa.string())
+    pending = {}
     if kind == 'chat':
         msgs = arrs['messages']
         if sys is not None: msgs = _prepend_rows(msgs, sys)
-    else: t, meta, msgs = _qa_chats(t, cols, kind, arrs, meta, sys, include_reasoning, reasoning_template)
+    else: t, meta, msgs, pending = _qa_chats(t, cols, kind, arrs, meta, sys, include_reasoning, reasoning_template, executor)
     out = t.select(meta).append_column('messages', msgs)
-    return Table(out.select(['messages'] + meta), data.rejects, data.files, counts), rejects
+    out = Table(out.select(['messages'] + meta), data.rejects, data.files, counts); out.pending = pending
+    return out, rejects
 
 # %% ../../nbs/01b_transform.ipynb #91dd1ea6
 RESERVED_PREFIXES = ['System:', 'SYSTEM:', 'User:', 'USER:', 'Bot:', 'BOT:', 'Assistant:', 'ASSISTANT:', 'Thought:', 'THOUGHT:']
@@ -358,16 +432,48 @@ def _anchor(s: str) -> int:
     b = s.encode()
     return next((c for c in b if not chr(c).isalnum() and c != 32 and c < 128), b[0])
 
+def _anchor_pairs(strings) -> dict:
+    "`{anchor byte: {(shift, byte)}}`: the byte each string has next to its anchor (after it, or before it when the anchor ends the string); None for a one-byte string."
+    out = {}
+    for s in strings:
+        b = s.encode(); c = _anchor(s); j = b.index(c)
+        if len(b) == 1: out[c] = None
+        elif out.get(c, ()) is not None: out.setdefault(c, set()).add((1, b[j + 1]) if j + 1 < len(b) else (-1, b[j - 1]))
+    return out
+
 def may_contain(arr, strings) -> np.ndarray:
-    "Rows of a string array that contain an anchor byte of any of `strings` (a cheap superset of the rows that contain one)."
+    "Rows of a string array that hold an anchor byte of any of `strings` next to that string's neighbouring byte (a cheap superset of the rows that contain one)."
     arr = _str(arr)
     off, data = _string_bytes(arr)
     d = data[off[0]:off[-1]]
-    hit = np.zeros(len(d), bool)
-    for c in set(_anchor(s) for s in strings): hit |= d == c      # a few byte compares beat a lookup-table gather ~10x
-    pos = np.flatnonzero(hit) + off[0]
-    rows = np.zeros(len(arr), bool); rows[np.searchsorted(off, pos, 'right') - 1] = True
+    rows = np.zeros(len(arr), bool)
+    if not len(d): return rows
+    hits = []
+    for c, pairs in _anchor_pairs(strings).items():   # `:` alone is in most texts; `r:`, `m:` (User:, System:) are rare
+        pos = np.flatnonzero(d == c)
+        if pairs and len(pos):
+            keep = np.zeros(len(pos), bool)
+            for shift, b in pairs: keep |= d[np.clip(pos + shift, 0, len(d) - 1)] == b
+            pos = pos[keep]
+        hits.append(pos)
+    rows[np.searchsorted(off, np.concatenate(hits) + off[0], 'right') - 1] = True
     return rows
+
+def _count_strings(arr, strings) -> dict:
+    "`{s: occurrences}` of each of `strings` in a string array (as `count_substring`, summed), checked only where its anchor byte is."
+    off, data = _string_bytes(arr)
+    o = (off - off[0]).astype(np.int64); d = data[off[0]:off[-1]]
+    at, out = {}, {}
+    for s in strings:
+        b = s.encode(); c = _anchor(s); j = b.index(c)
+        if any(b[:k] == b[-k:] for k in range(1, len(b))):   # occurrences could overlap: Arrow picks the non-overlapping ones
+            out[s] = pc.sum(pc.count_substring(arr, s)).as_py() or 0; continue
+        p = at[c] if c in at else at.setdefault(c, np.flatnonzero(d == c))
+        st = p - j; st = st[(st >= 0) & (st + len(b) <= len(d))]
+        for k, x in enumerate(b): st = st[d[st + k] == x]   # starts that still spell `s` so far
+        r = np.searchsorted(o, st, 'right') - 1
+        out[s] = int(np.count_nonzero(st + len(b) <= o[r + 1]))   # within one row
+    return out
 
 def sanitize_array(arr, prefixes, tokens) -> tuple[pa.Array, dict]:
     "Remove `tokens` then break `prefixes` in a string array; returns the new array and `{rule: count}`."
@@ -381,13 +487,12 @@ def sanitize_array(arr, prefixes, tokens) -> tuple[pa.Array, dict]:
     hit = np.zeros(len(arr), bool); hit[cand[found]] = True
     sub = pc.take(arr, pa.array(cand[found]))
     while tokens:   # again until none is left: removing one can join the pieces of another (`<<s>s>` -> `<s>`)
+        n = _count_strings(sub, tokens)
         for s in tokens:
-            c = pc.sum(pc.count_substring(sub, s)).as_py()
-            if c: counts[s] = counts.get(s, 0) + c
+            if n[s]: counts[s] = counts.get(s, 0) + n[s]
         sub = pc.replace_substring_regex(sub, _alt(tokens), '')
         if not pc.any(pc.match_substring_regex(sub, _alt(tokens))).as_py(): break
-    for s in prefixes:
-        c = pc.sum(pc.count_substring(sub, s)).as_py()
+    for s, c in _count_strings(sub, prefixes).items():
         if c: counts[s] = c
     if prefixes:
         sub = pc.replace_substring_regex(sub, '(' + '|'.join(re.escape(p[:-1]) for p in sorted(prefixes, key=len, reverse=True)) + '):', r'\1 :')
