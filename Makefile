@@ -13,7 +13,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo check install install-dev smollm browser-deps sync-check lint docs-check test readme
+.PHONY: demo check install install-dev smollm deepspeed browser-deps sync-check lint docs-check test readme
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,6 +41,15 @@ $(VENV)/.smollm: constraints.txt $(VENV)/.installed-dev
 
 smollm: $(VENV)/.smollm
 
+# DeepSpeed (TrainConfig.sharding='deepspeed', ZeRO-3) is published only as a source package whose build imports torch: it is
+# built against the torch already here (--no-build-isolation; an isolated build would fetch another torch) with no compiled
+# ops (DS_BUILD_OPS=0: what a GPU needs is compiled there, just in time). On the CPU it runs on gloo, which the tests use.
+$(VENV)/.deepspeed: constraints.txt $(VENV)/.installed-dev
+	DS_BUILD_OPS=0 $(PIP) install --no-build-isolation -c constraints.txt "deepspeed==0.19.8"
+	touch $@
+
+deepspeed: $(VENV)/.deepspeed
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -63,7 +72,7 @@ lint: install-dev
 docs-check: install-dev
 	$(PY) tools/check_docs.py
 
-test: install-dev smollm browser-deps
+test: install-dev smollm deepspeed browser-deps
 	$(PY) -m pytest tests
 
 check: sync-check lint test docs-check

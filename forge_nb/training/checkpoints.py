@@ -6,13 +6,14 @@ Docs: https://forge-nb.github.io/forge_nb/checkpoints.html.md"""
 
 # %% ../../nbs/03f_checkpoints.ipynb #8c9e1c66
 from __future__ import annotations
-import os, shutil
+import json, os, shutil, sys, warnings
 from pathlib import Path
 import torch
 from ..core.jobs import RunFolder, now_iso, write_json
 
 # %% auto #0
-__all__ = ['checkpoints', 'unwrap', 'barrier', 'save_checkpoint', 'load_checkpoint', 'trim_metrics']
+__all__ = ['checkpoints', 'unwrap', 'barrier', 'is_sharded', 'full_state_dict', 'load_sharded_weights', 'is_deepspeed',
+           'import_deepspeed', 'load_deepspeed_weights', 'save_checkpoint', 'load_checkpoint', 'trim_metrics']
 
 # %% ../../nbs/03f_checkpoints.ipynb #22d6314d
 def checkpoints(output_dir # the run folder
@@ -21,18 +22,143 @@ def checkpoints(output_dir # the run folder
     return sorted(Path(output_dir, 'checkpoints').glob('step-*'), key=lambda p: int(p.name.split('-')[1]))
 
 def unwrap(model):
-    "The model inside a `DistributedDataParallel` wrapper (or `model` itself)."
-    return model.module if hasattr(model, 'module') and isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    "The model inside a `DistributedDataParallel` wrapper or a DeepSpeed engine (or `model` itself)."
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) or is_deepspeed(model) else model
 
 def barrier(world: int # processes in the job; 1 = nothing to wait for
            ):
     "Wait for every rank (a no-op in a single process)."
     if world > 1: torch.distributed.barrier()
 
+# %% ../../nbs/03f_checkpoints.ipynb #a3c7e2d4
+def is_sharded(model) -> bool:
+    "Is `model` sharded by FSDP2 (`fully_shard`)? Its parameters are then DTensors, a shard on each rank."
+    from torch.distributed.fsdp import FSDPModule   # lazy: only sharded runs need it
+    return isinstance(unwrap(model), FSDPModule)
+
+def _options(**kw):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions   # lazy: only sharded runs need it
+    return StateDictOptions(ignore_frozen_params=True, **kw)   # the trainable weights, as in `trainable.pt`
+
+def _save_sharded(model, opt, path: Path):
+    "Every rank writes its shards of the trainable weights and optimizer states with DCP (a collective)."
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    msd, osd = get_state_dict(model, opt, options=_options())
+    dcp.save({'model': msd, 'optimizer': osd}, checkpoint_id=path)
+
+def _dcp_load(state: dict, path: Path):
+    "`dcp.load` in a job's process group, or in a single process without one (DCP reshards either way)."
+    import torch.distributed.checkpoint as dcp
+    single = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='torch.distributed is .*uninitialized')   # the single process is the intent
+        dcp.load(state, checkpoint_id=path, no_dist=single)
+
+def _load_sharded(model, opt, path: Path):
+    "Load a DCP checkpoint into `model` and `opt`, resharded to this job (sharded over its ranks, or whole in one process)."
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    msd, osd = get_state_dict(model, opt, options=_options())
+    state = {'model': msd, 'optimizer': osd}
+    _dcp_load(state, path)
+    set_state_dict(model, opt, model_state_dict=state['model'], optim_state_dict=state['optimizer'], options=_options(strict=False))
+
+def full_state_dict(model, # sharded by FSDP2 or a DeepSpeed ZeRO-3 engine (call on every rank: it gathers), or neither
+                    trainable_only: bool=False # only the trainable weights (a LoRA adapter's)
+                   ) -> dict:
+    "The whole weights as plain CPU tensors: a sharded model's gathered onto rank 0 (`{}` on the others), else the model's own."
+    if is_deepspeed(model): return _deepspeed_state_dict(model, trainable_only)
+    m = unwrap(model)
+    if not is_sharded(m):
+        keep = {n for n, p in m.named_parameters() if p.requires_grad} if trainable_only else None
+        return {k: v.detach().cpu() for k, v in m.state_dict().items() if keep is None or k in keep}
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
+    sd = get_model_state_dict(m, options=StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=trainable_only))
+    alias = {n for n, _ in m.named_parameters(remove_duplicate=False)} - {n for n, _ in m.named_parameters()}
+    return {k: v for k, v in sd.items() if k not in alias}    # tied weights (an LM head sharing the embeddings) once
+
+def load_sharded_weights(ck, # a checkpoint folder with a `sharded/` DCP checkpoint
+                         model # an unsharded model of the same structure
+                        ) -> int:
+    "Copy the weights of a sharded checkpoint into `model` in this process (no process group needed); returns the tensors loaded."
+    import torch.distributed.checkpoint as dcp
+    path = Path(ck) / 'sharded'
+    saved = {k[len('model.'):] for k in dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata if k.startswith('model.')}
+    sd = {k: v for k, v in model.state_dict().items() if k in saved}
+    _dcp_load({'model': sd}, path)
+    return len(sd)
+
+# %% ../../nbs/03f_checkpoints.ipynb #e6f2b8d4
+def is_deepspeed(model) -> bool:
+    "Is `model` a DeepSpeed engine (`sharding='deepspeed'`)? Answered without importing DeepSpeed: an engine exists only where it was imported."
+    ds = sys.modules.get('deepspeed')
+    return ds is not None and isinstance(model, getattr(ds, 'DeepSpeedEngine', ()))
+
+def import_deepspeed(device='cpu' # where the run computes: its accelerator is DeepSpeed's ('cpu' runs on gloo, anything else on CUDA)
+                    ):
+    "The `deepspeed` module with the accelerator of `device`; a clear error where DeepSpeed is not installed."
+    want = 'cpu' if torch.device(device).type == 'cpu' else 'cuda'
+    os.environ['DS_ACCELERATOR'] = want            # read at DeepSpeed's first accelerator lookup
+    try: import deepspeed
+    except ImportError as e:
+        raise ImportError(f"TrainConfig.sharding='deepspeed' needs DeepSpeed, which is not installed here ({e}): run `make deepspeed` "
+                          "(or `pip install deepspeed`), or use sharding='fsdp'") from None
+    from deepspeed.accelerator import get_accelerator, set_accelerator
+    if get_accelerator().device_name() != want:     # looked up before (by another import) for another device
+        if want == 'cpu': from deepspeed.accelerator.cpu_accelerator import CPU_Accelerator as A
+        else: from deepspeed.accelerator.cuda_accelerator import CUDA_Accelerator as A
+        set_accelerator(A())
+    return deepspeed
+
+def _deepspeed_state_dict(engine, trainable_only: bool) -> dict:
+    "ZeRO-3's weights gathered onto rank 0 (`{}` on the others; every rank calls it), trainable ones from the fp32 master partitions."
+    sd = engine._zero3_consolidated_16bit_state_dict(exclude_frozen_parameters=trainable_only)
+    m = engine.module
+    if engine.bfloat16_enabled() or engine.fp16_enabled():      # the module holds half copies: take the fp32 masters
+        from deepspeed.utils import safe_get_full_fp32_param
+        for n, p in m.named_parameters():
+            if p.requires_grad:
+                full = safe_get_full_fp32_param(p)       # a collective
+                if sd is not None: sd[n] = full.detach().cpu()
+    alias = {n for n, _ in m.named_parameters(remove_duplicate=False)} - {n for n, _ in m.named_parameters()}
+    return {k: v for k, v in (sd or {}).items() if k not in alias}    # tied weights (an LM head sharing the embeddings) once
+
+def _ranks_of(ck: Path):
+    meta = ck / 'checkpoint.json'
+    return json.loads(meta.read_text()).get('sharded_over') if meta.exists() else None
+
+def _load_deepspeed(ck: Path, engine):
+    "Restore a DeepSpeed checkpoint into `engine` (weights and optimizer states), with errors that say what else to do."
+    n, how = _ranks_of(ck), f"start a new run from its weights with TrainConfig.init_from={str(ck)!r}"
+    if not is_deepspeed(engine):
+        raise ValueError(f"{ck} is a DeepSpeed ZeRO-3 checkpoint (partitioned over {n} ranks): resume it with sharding='deepspeed' "
+                         f"on {n} processes, or {how}")
+    if not (ck / 'deepspeed').is_dir():
+        raise ValueError(f"{ck} was not written by DeepSpeed (sharding='deepspeed'): resume it with the sharding it was written with, or {how}")
+    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    if n is not None and n != world:
+        raise ValueError(f"{ck} holds ZeRO-3 partitions of {n} ranks, this job has {world}: resume it on {n} processes, or {how}")
+    path, _ = engine.load_checkpoint(str(ck / 'deepspeed'), load_module_strict=False, load_optimizer_states=True,
+                                     load_lr_scheduler_states=False)   # module states: placeholders (frozen LoRA bases are not saved)
+    if path is None: raise ValueError(f"{ck}: DeepSpeed found no checkpoint under deepspeed/ (no `latest` tag)")
+
+def load_deepspeed_weights(ck, # a checkpoint folder with a `deepspeed/` ZeRO checkpoint
+                           model # an unpartitioned model of the same structure
+                          ) -> int:
+    "Copy the fp32 weights of a DeepSpeed checkpoint into `model` in this process (DeepSpeed's `zero_to_fp32`, no process group); returns the tensors loaded."
+    import_deepspeed('cpu')
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    sd = get_fp32_state_dict_from_zero_checkpoint(str(Path(ck) / 'deepspeed'))
+    own = model.state_dict()
+    with torch.no_grad():
+        for k, v in sd.items():
+            if k in own: own[k].copy_(v)
+    return sum(k in own for k in sd)
+
 # %% ../../nbs/03f_checkpoints.ipynb #7691ea36
 def save_checkpoint(out, # the run folder
                     step: int, # optimizer steps done
-                    model, opt, sched, # what to save (the model may be DDP-wrapped)
+                    model, opt, sched, # what to save (the model may be DDP-wrapped, FSDP-sharded or a DeepSpeed engine)
                     rank: int=0, world: int=1, # this process and the job's size
                     is_lora: bool=False, # also write the peft adapter
                     limit: int|None=None, # checkpoints kept (oldest removed); None = all
@@ -45,13 +171,19 @@ def save_checkpoint(out, # the run folder
     barrier(world)
     torch.save({'cpu': torch.get_rng_state(), 'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
                tmp / f'rng-{rank}.pt')
+    m = unwrap(model); ds = is_deepspeed(model); sharded = ds or is_sharded(m)
+    if ds:                        # every rank writes its ZeRO-3 partitions (fp32 masters, optimizer states) with DeepSpeed
+        model.save_checkpoint(str(tmp / 'deepspeed'), tag=f'global_step{step}', exclude_frozen_parameters=is_lora)
+    elif sharded: _save_sharded(m, opt, tmp / 'sharded')  # every rank writes its shards of the trainable weights and optimizer states
+    if sharded: adapter = full_state_dict(model, trainable_only=True) if is_lora else None   # gathered to rank 0
     if rank == 0:
-        m = unwrap(model)
-        torch.save({n: p.detach().cpu().clone() for n, p in m.named_parameters() if p.requires_grad}, tmp / 'trainable.pt')
-        torch.save({'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
+        if not sharded:
+            torch.save({n: p.detach().cpu().clone() for n, p in m.named_parameters() if p.requires_grad}, tmp / 'trainable.pt')
+        torch.save({'optimizer': None if sharded else opt.state_dict(), 'scheduler': sched.state_dict(), 'step': step,
                     'scaler': scaler.state_dict() if scaler is not None else None}, tmp / 'state.pt')
-        if is_lora: m.save_pretrained(tmp / 'adapter')
-        write_json(tmp / 'checkpoint.json', {'step': step, 'time': now_iso()})
+        if is_lora: m.save_pretrained(tmp / 'adapter', **({'state_dict': adapter} if sharded else {}))
+        write_json(tmp / 'checkpoint.json', {'step': step, 'time': now_iso(), 'sharded_over': world if sharded else None,
+                                             'sharding': 'deepspeed' if ds else 'fsdp' if sharded else 'none'})
     barrier(world)
     if rank == 0:
         shutil.rmtree(final, ignore_errors=True); os.replace(tmp, final)
@@ -66,13 +198,17 @@ def load_checkpoint(ck, # a checkpoint folder (`checkpoints(out)[-1]` to resume)
                     rank: int=0, # this process (its own RNG states are restored)
                     scaler=None # fp16's GradScaler, restored when the checkpoint holds its state
                    ) -> int:
-    "Restore weights, optimizer, scheduler and RNG from `ck`; returns its step."
-    m = unwrap(model)
-    params = dict(m.named_parameters())
-    with torch.no_grad():
-        for n, t in torch.load(ck / 'trainable.pt', map_location='cpu').items(): params[n].copy_(t)
+    "Restore weights, optimizer, scheduler and RNG from `ck` (an FSDP checkpoint at any world size, sharded or not; a DeepSpeed one into an engine over as many ranks); returns its step."
+    m = unwrap(model); ck = Path(ck)
     st = torch.load(ck / 'state.pt', map_location='cpu', weights_only=False)
-    opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
+    if (ck / 'deepspeed').is_dir() or is_deepspeed(model): _load_deepspeed(ck, model)   # the engine restores its optimizer too
+    elif (ck / 'sharded').exists(): _load_sharded(m, opt, ck / 'sharded')
+    else:
+        params = dict(m.named_parameters())
+        with torch.no_grad():
+            for n, t in torch.load(ck / 'trainable.pt', map_location='cpu').items(): params[n].copy_(t)
+        opt.load_state_dict(st['optimizer'])
+    sched.load_state_dict(st['scheduler'])
     if scaler is not None and st.get('scaler'): scaler.load_state_dict(st['scaler'])
     rng_f = ck / f'rng-{rank}.pt'
     if rng_f.exists():

@@ -68,6 +68,9 @@ class TrainConfig:
     seed: int = _f(0, (0, 2**31 - 1), help='seed for init, data order and dropout')
     bf16: bool|None = _f(None, choices=(None, True, False), help="shorthand: True = dtype 'bf16', False = dtype 'fp32'; None = follow dtype")
     gradient_checkpointing: bool|None = _f(None, choices=(None, True, False), help='None = off on CPU')
+    attn_implementation: str = _f('auto', choices=('auto', 'packed', 'sdpa', 'flash_attention_2'), help="attention kernel: 'auto' = flash-attention varlen on a GPU with flash-attn in bf16/fp16, else forge_nb's packed SDPA ('packed'); 'sdpa' = PyTorch SDPA with a block-causal mask")
+    liger: bool = _f(False, choices=(True, False), help="Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU); CUDA only")
+    sharding: str = _f('none', choices=('none', 'fsdp', 'deepspeed'), help="how several processes (torchrun) share the model: 'none' = DDP, each rank holds all of it; 'fsdp' = FSDP2 full shard, parameters, gradients and optimizer states split over the ranks (one unit per decoder layer); 'deepspeed' = ZeRO-3: parameters, gradients and optimizer states partitioned over ranks by DeepSpeed (needs `make deepspeed`); a single process trains unsharded")
     trust_remote_code: bool = _f(False, choices=(True, False), help='allow model repos to run their own code')
     chat_template: str|None = _f(None, help='override the tokenizer chat template (jinja)')
     device: str|None = _f(None, help="'cpu', 'cuda', 'cuda:1'...; None = cuda if available")
@@ -139,6 +142,7 @@ def _validate(c: TrainConfig):
         if c.method == 'full':
             raise ValueError(f"TrainConfig.modules_to_save={c.modules_to_save!r}: only applies to method='lora' or 'qlora' (method='full' trains every module)")
     _validate_precision(c)
+    _validate_sharding(c)
 
 def _validate_precision(c: TrainConfig):
     "The precision, quantization and objective combinations."
@@ -151,6 +155,21 @@ def _validate_precision(c: TrainConfig):
             raise ValueError("TrainConfig.method='qlora' computes in half precision over the 4-bit base: TrainConfig.dtype must be 'auto', 'bf16' or 'fp16'")
     if c.objective == 'dpo' and c.packing:
         raise ValueError("TrainConfig.packing=True with objective='dpo': DPO batches pair chosen/rejected answers and are not packed here")
+
+def _validate_sharding(c: TrainConfig):
+    "What sharding supports here: full and LoRA training of the SFT/CPT loop on CUDA or the CPU; FSDP in fp32 or bf16, DeepSpeed also in fp16 (its own loss scaler). Whether DeepSpeed is installed is checked when a run starts, so configs can be planned anywhere."
+    if c.sharding == 'none': return
+    s = f"TrainConfig.sharding={c.sharding!r}"
+    if c.method == 'qlora':
+        raise ValueError(f"{s} with method='qlora': 4-bit bitsandbytes weights are not sharded here; "
+                         f"use method='lora' or 'full' with sharding={c.sharding!r}, or sharding='none'")
+    if c.objective == 'dpo':
+        raise ValueError(f"{s} with objective='dpo': DPO runs through TRL's DPOTrainer, not this loop; use sharding='none'")
+    if c.dtype == 'fp16' and c.sharding == 'fsdp':
+        raise ValueError("TrainConfig.sharding='fsdp' with dtype='fp16': fp16's grad scaler is not sharded here; use dtype='bf16' (or 'fp32'), "
+                         "sharding='deepspeed' (its own loss scaler) or sharding='none'")
+    if c.device and not str(c.device).startswith(('cuda', 'cpu')):
+        raise ValueError(f"{s} runs on 'cuda' or 'cpu' devices, not TrainConfig.device={c.device!r}")
 
 # %% ../../nbs/03b_config.ipynb #db4b8e82
 @patch_to(TrainConfig, cls_method=True)

@@ -6,7 +6,7 @@ Docs: https://forge-nb.github.io/forge_nb/engine.html.md"""
 
 # %% ../../nbs/03g_engine.ipynb #b610edd2
 from __future__ import annotations
-import os, random, shutil, time
+import json, os, random, shutil, time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,18 +15,18 @@ from ..core.jobs import RunFolder, now_iso, write_json
 from ..core.models import load_tokenizer, model_ref
 from ..core.records import read_records
 from .config import TrainConfig, plan, demo_records
-from .model import build_model, make_optimizer, resolve_init, base_ref, base_tokenizer
+from .model import build_model, make_optimizer, resolve_init, base_ref, base_tokenizer, shard_model, deepspeed_config, init_deepspeed
 from .precision import Precision, resolve_precision, autocast_for, grad_scaler, estimate_memory, memory_mark, memory_peak_mb
 from .run import Run, open_run, guarded, start_tracking, mix_dir, device_for, dist_info
 from .dpo import train_dpo
 from .packing import (tokenize_chat, tokenize_text, collate, token_losses, register_packed_attention, supports_packing,
                                        PACKED_ATTN)
 from .monitor import job_gpu_metrics
-from .checkpoints import checkpoints, save_checkpoint, load_checkpoint, trim_metrics, unwrap, barrier
+from .checkpoints import checkpoints, save_checkpoint, load_checkpoint, trim_metrics, unwrap, barrier, full_state_dict, import_deepspeed
 
 # %% auto #0
-__all__ = ['step_indices', 'micro_batches', 'largest_micro_batch', 'tokenize_all', 'evaluate_samples', 'Loop', 'train_step',
-           'run_training', 'train_from_spec']
+__all__ = ['step_indices', 'micro_batches', 'split_even', 'largest_micro_batch', 'tokenize_all', 'evaluate_samples', 'Loop',
+           'train_step', 'run_training', 'train_from_spec']
 
 # %% ../../nbs/03g_engine.ipynb #be1607e9
 def step_indices(step: int, # optimizer step, from 0
@@ -56,6 +56,17 @@ def micro_batches(idx: list[int], # this device's samples of the step
         if cur and n + lens[i] > budget: out.append(cur); cur, n = [], 0
         cur.append(i); n += lens[i]
     return out + [cur] if cur else out
+
+def split_even(micro: list[list[int]], # one rank's micro-batches
+               n: int, # how many it must run (the most any rank has)
+               lens: list[int] # token length of every sample
+              ) -> list[list[int]]:
+    "Halve the largest micro-batches (by tokens) until there are `n`: every FSDP rank then runs as many forward passes (each gathers weights with the others)."
+    out = [list(m) for m in micro]
+    while len(out) < n:
+        j = max((k for k in range(len(out)) if len(out[k]) > 1), key=lambda k: sum(lens[i] for i in out[k]))
+        m = out.pop(j); h = len(m) // 2; out[j:j] = [m[:h], m[h:]]
+    return out
 
 # %% ../../nbs/03g_engine.ipynb #7979e8ef
 def largest_micro_batch(samples: list[dict], cfg: TrainConfig, p: dict, shuffle: bool, world: int=1) -> int:
@@ -105,28 +116,44 @@ def evaluate_samples(model, samples: list[dict], mb: int, packed: bool, pad_id: 
 # %% ../../nbs/03g_engine.ipynb #cbda8820
 @dataclass
 class Loop:
-    "What stays fixed during a run: model (and its DDP wrapper), optimizer, samples, batching."
+    "What stays fixed during a run: model (and its DDP wrapper; or the model itself, sharded by FSDP; or its DeepSpeed engine), optimizer, samples, batching."
     net: object; model: object; params: list; opt: object; sched: object
     samples: list; sources: list; packed: bool; micro: int; pad_id: int; device: object
-    prec: Precision|None = None; rank: int = 0; world: int = 1
+    prec: Precision|None = None; rank: int = 0; world: int = 1; sharded: bool = False
+    ds: bool = False     # `net` is a DeepSpeed ZeRO-3 engine: it casts to the half dtype, scales fp16 losses, clips and steps
     def __post_init__(self):
         self.lens = [len(s['input_ids']) for s in self.samples]
         self.n_targets = [sum(s['assistant_mask'][1:]) for s in self.samples]
-        self.amp = autocast_for(self.prec, self.device) if self.prec else nullcontext()
-        self.scaler = grad_scaler(self.prec, self.device) if self.prec else None
+        own = self.prec is not None and not self.ds
+        self.amp = autocast_for(self.prec, self.device) if own else nullcontext()
+        self.scaler = grad_scaler(self.prec, self.device) if own else None
+    @property
+    def saved(self):
+        "What checkpoints and the final model are taken from: the DeepSpeed engine, else the model."
+        return self.net if self.ds else self.model
 
-def _accumulate(lp: Loop, mine, g_targets, max_length):
-    "Forward/backward over this rank's micro-batches; per-source (loss sums, token counts)."
+def _my_micro_batches(lp: Loop, idx, per_dev: int, max_length: int) -> list[list[int]]:
+    "This rank's micro-batches of the step; with several ranks, as many as the busiest rank's (every forward pass is a collective: FSDP and ZeRO-3 gather the weights, DDP broadcasts buffers)."
+    budget = max_length if lp.packed else None
+    mb = lambda r: micro_batches(idx[r * per_dev:(r + 1) * per_dev], lp.lens, lp.micro, budget)
+    mine = mb(lp.rank)
+    return split_even(mine, max(len(mb(r)) for r in range(lp.world)), lp.lens) if lp.world > 1 else mine
+
+def _accumulate(lp: Loop, micro, g_targets):
+    "Forward/backward over this rank's micro-batches, gradients synchronised on the last; per-source (loss sums, token counts)."
     n_src = len(lp.sources)
     S = torch.zeros(n_src, dtype=torch.float64, device=lp.device); C = torch.zeros_like(S)
-    micro = micro_batches(mine, lp.lens, lp.micro, max_length if lp.packed else None)
     for j, mi in enumerate(micro):
         b = collate([lp.samples[i] for i in mi], packed=lp.packed, pad_id=lp.pad_id, sources=lp.sources)
-        sync = nullcontext() if (lp.world == 1 or j == len(micro) - 1) else lp.net.no_sync()
+        last = j == len(micro) - 1
+        if lp.ds: lp.net.set_gradient_accumulation_boundary(last)   # ZeRO-3: the step's gradients are complete after the last
+        elif lp.sharded: lp.net.set_requires_gradient_sync(last)    # FSDP2: reduce-scatter only after the last micro-batch
+        sync = nullcontext() if (lp.world == 1 or last or lp.sharded) else lp.net.no_sync()
         with sync:
             with lp.amp: tl = token_losses(lp.net, b)
             loss = tl.sum() * (lp.world / max(g_targets, 1))
-            (lp.scaler.scale(loss) if lp.scaler else loss).backward()
+            if lp.ds: lp.net.backward(loss)                          # scales fp16 losses; gradients averaged over ranks
+            else: (lp.scaler.scale(loss) if lp.scaler else loss).backward()
         s, c = _source_losses(tl, b, n_src); S += s; C += c
     if lp.world > 1:
         sc = torch.cat([S, C]); torch.distributed.all_reduce(sc); S, C = sc[:n_src], sc[n_src:]
@@ -135,15 +162,19 @@ def _accumulate(lp: Loop, mine, g_targets, max_length):
 def train_step(lp: Loop, idx: list[int], cfg: TrainConfig) -> tuple[dict, int, float]:
     "One optimizer step on the global batch `idx`: (metrics, tokens in the batch, seconds)."
     t0 = time.time(); per_dev = cfg.global_batch_size // lp.world
-    mine = idx[lp.rank * per_dev:(lp.rank + 1) * per_dev]
     g_targets = sum(lp.n_targets[i] for i in idx); g_tokens = sum(lp.lens[i] for i in idx)
-    S, C = _accumulate(lp, mine, g_targets, cfg.max_length)
-    if lp.scaler: lp.scaler.unscale_(lp.opt)           # fp16: clip the true gradients; a step with inf/nan is skipped
-    gn = torch.nn.utils.clip_grad_norm_(lp.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float('inf'))
+    S, C = _accumulate(lp, _my_micro_batches(lp, idx, per_dev, cfg.max_length), g_targets)
     lr = lp.sched.get_last_lr()[0]
-    if lp.scaler: lp.scaler.step(lp.opt); lp.scaler.update()
-    else: lp.opt.step()
-    lp.sched.step(); lp.opt.zero_grad(set_to_none=True)
+    if lp.ds:                    # DeepSpeed clips (gradient_clipping), steps AdamW on this rank's partition, zeroes the gradients
+        lp.net.step(); gn = lp.net.get_global_grad_norm()   # the norm before clipping, over all partitions
+        lp.sched.step()          # ours: the engine was given no scheduler, so it steps none
+    else:
+        if lp.scaler: lp.scaler.unscale_(lp.opt)           # fp16: clip the true gradients; a step with inf/nan is skipped
+        gn = torch.nn.utils.clip_grad_norm_(lp.params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else float('inf'))
+        if hasattr(gn, 'full_tensor'): gn = gn.full_tensor()  # sharded: the norm over all shards, a replicated DTensor
+        if lp.scaler: lp.scaler.step(lp.opt); lp.scaler.update()
+        else: lp.opt.step()
+        lp.sched.step(); lp.opt.zero_grad(set_to_none=True)
     dt = time.time() - t0
     loss = float(S.sum() / C.sum().clamp(min=1))
     last = {'loss': loss, **{f'loss/{src}': float(S[i] / C[i]) for i, src in enumerate(lp.sources) if C[i] > 0},
@@ -154,7 +185,7 @@ def train_step(lp: Loop, idx: list[int], cfg: TrainConfig) -> tuple[dict, int, f
 def _resume(run: Run, lp: Loop, resume: bool) -> int:
     "Continue from the last checkpoint (dropping metrics logged after it), or start fresh metrics; returns the first step."
     if resume and checkpoints(run.out):
-        ck = checkpoints(run.out)[-1]; start = load_checkpoint(ck, lp.model, lp.opt, lp.sched, run.rank, scaler=lp.scaler)
+        ck = checkpoints(run.out)[-1]; start = load_checkpoint(ck, lp.saved, lp.opt, lp.sched, run.rank, scaler=lp.scaler)
         run.log(f"resumed from {ck.name} (step {start})")
         if run.rank == 0: trim_metrics(run.folder, start)
         return start
@@ -182,30 +213,39 @@ def _run_steps(run: Run, lp: Loop, ev: list, p: dict, start: int, shuffle: bool,
         hist.append(last['loss']); tok_total += g_tokens; done = step + 1
         if run.rank == 0 and (done % cfg.logging_steps == 0 or done == total):
             _log_step(run, lp, idx, done, start, total, p['steps_per_epoch'], t_start, last, g_tokens, dt)
-        if ev and cfg.eval_steps and done % cfg.eval_steps == 0 and done != total and run.rank == 0:
+        if ev and cfg.eval_steps and done % cfg.eval_steps == 0 and done != total and (run.rank == 0 or lp.sharded):
             em = evaluate_samples(lp.model, ev, lp.micro, lp.packed, lp.pad_id, lp.sources, lp.device); run.log(f"eval step {done}: {em}")
             if run.tracker: run.tracker.log_metrics(em, step=done)
         if cfg.save_steps and done % cfg.save_steps == 0 and done != total:
-            ck = save_checkpoint(run.out, done, lp.model, lp.opt, lp.sched, run.rank, run.world, is_lora, cfg.save_total_limit, scaler=lp.scaler)
+            ck = save_checkpoint(run.out, done, lp.saved, lp.opt, lp.sched, run.rank, run.world, is_lora, cfg.save_total_limit, scaler=lp.scaler)
             run.log(f"checkpoint {ck.name}")
         run.put(step=done)
     return {**{f'train_{k}': v for k, v in last.items()}, 'train_loss_mean': sum(hist) / max(len(hist), 1),
             'steps': total, 'runtime_s': time.time() - t_start, 'tokens_per_s_mean': tok_total / max(time.time() - t_start, 1e-9)}
 
 # %% ../../nbs/03g_engine.ipynb #78419bb7
+def _name_saved_dtype(folder: Path, sd: dict):
+    "`config.json` names the dtype of the weights saved (a DeepSpeed bf16/fp16 engine's module reports its half dtype; its fp32 masters are saved)."
+    dts, f = {v.dtype for v in sd.values() if v.is_floating_point()}, folder / 'config.json'
+    if len(dts) == 1 and f.exists():
+        c = json.loads(f.read_text()); c['dtype'] = str(dts.pop()).split('.')[1]
+        f.write_text(json.dumps(c, indent=2, sort_keys=True) + '\n')
+
 def _finish(run: Run, lp: Loop, ev, tok, final: dict, total: int, is_lora: bool, use_gc: bool, resolved: dict, mix) -> Path:
     tracker = run.tracker
-    if ev and run.rank == 0:
+    if ev and (run.rank == 0 or lp.sharded):       # sharded: every rank evaluates (each forward gathers the weights)
         final.update(evaluate_samples(lp.model, ev, lp.micro, lp.packed, lp.pad_id, lp.sources, lp.device))
         if tracker: tracker.log_metrics({k: v for k, v in final.items() if k.startswith('eval_')}, step=total)
     model_path = run.out / ('adapter' if is_lora else 'model')
+    m = unwrap(lp.model)
+    full = full_state_dict(lp.saved, trainable_only=is_lora) if lp.sharded else None   # gathered onto rank 0 (all ranks take part)
     if run.rank == 0:
-        m = unwrap(lp.model)
         base = m.get_base_model() if is_lora else m
         if getattr(base.config, '_attn_implementation', None) == PACKED_ATTN: base.set_attn_implementation('sdpa')
         if use_gc: base.gradient_checkpointing_disable()
         shutil.rmtree(model_path, ignore_errors=True)
-        m.save_pretrained(model_path); tok.save_pretrained(model_path)
+        m.save_pretrained(model_path, **({'state_dict': full} if lp.sharded else {})); tok.save_pretrained(model_path)
+        if lp.ds and not is_lora: _name_saved_dtype(model_path, full)
         run.log(f"saved {'adapter' if is_lora else 'model'} to {model_path}")
         if tracker:
             tracker.log_metrics({k: v for k, v in final.items() if not k.startswith('train_') and k != 'steps'}, step=total)
@@ -243,27 +283,41 @@ def _train(run: Run, train_records, eval_records, mix, resume: bool, names: tupl
     p = plan(cfg, len(samples), world); total = p['total_steps']
     shuffle = cfg.shuffle if cfg.shuffle is not None else mix is None   # mixer output: batches are composed already
     prec, lora = resolve_precision(cfg, device), cfg.method != 'full'
+    fsdp, ds = cfg.sharding == 'fsdp' and world > 1, cfg.sharding == 'deepspeed' and world > 1
+    if cfg.sharding != 'none' and world == 1: run.log(f"sharding={cfg.sharding!r} in a single process: training unsharded")
+    if ds: import_deepspeed(device)          # installed? (before the model loads)
+    if fsdp and prec.scaler:
+        raise ValueError(f"TrainConfig.sharding='fsdp': this run resolved to fp16 ({device} has no bf16), whose grad scaler is not "
+                         "sharded here; use dtype='fp32' or sharding='none'")
     use_gc = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else device.type == 'cuda'
-    est = estimate_memory(cfg, ref, device=device, world_size=world, gradient_checkpointing=use_gc,
+    est = estimate_memory(cfg, ref, device=device, world_size=world, sharded=fsdp or ds, gradient_checkpointing=use_gc,
                           tokens=largest_micro_batch(samples, cfg, p, shuffle, world)); run.log(str(est))
     mark = memory_mark(device)
     model, packed, targets, mts = build_model(cfg, ref, device, use_gc, prec, init)
     memory_mark(device)           # the loading transient (file pages, copies) is not the run's
     torch.manual_seed(cfg.seed + rank)
     n_train, n_all = sum(q.numel() for q in model.parameters() if q.requires_grad), sum(q.numel() for q in model.parameters())
-    net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+    if fsdp: net = shard_model(model, device, world, prec)      # in place: the optimizer below gets the shards
+    elif not ds: net = model if world == 1 else torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
     params, opt, sched = make_optimizer(model, cfg, p['lr'], total)
-    lp = Loop(net, model, params, opt, sched, samples, sources, packed, p['micro_batch_size'], tok.pad_token_id, device, prec, rank, world)
+    dsc = deepspeed_config(cfg, p['micro_batch_size'], world, prec) if ds else None
+    if ds: net = init_deepspeed(model, opt, dsc, device)         # partitions the weights in place and wraps the optimizer
+    lp = Loop(net, model, params, opt, sched, samples, sources, packed, p['micro_batch_size'], tok.pad_token_id, device, prec, rank, world,
+              fsdp or ds, ds)
     start = _resume(run, lp, resume)
     resolved = {**cfg.to_dict(), **p, 'output_dir': str(run.out), 'model': ref, 'packing': packed, 'dtype': prec.name, 'bf16': prec.name == 'bf16',
                 'shuffle': shuffle, 'gradient_checkpointing': use_gc, 'target_modules': targets, 'device': str(device), 'modules_to_save': mts,
                 'trainable_params': n_train, 'total_params': n_all, 'n_samples': len(samples), 'dropped_samples': dropped,
-                'init_from': f'{init.kind}:{init.path}' if init else None, 'memory_estimate_mb': round(est.total / 2**20, 1)}
-    if rank == 0: write_json(run.out / 'resolved_config.json', resolved)
+                'init_from': f'{init.kind}:{init.path}' if init else None, 'memory_estimate_mb': round(est.total / 2**20, 1),
+                'parallel': 'fsdp' if fsdp else 'deepspeed' if ds else 'ddp' if world > 1 else 'single', 'liger': cfg.liger, 'deepspeed_config': dsc,
+                'attn_implementation': getattr(unwrap(model).config, '_attn_implementation', None)}
+    if rank == 0:
+        write_json(run.out / 'resolved_config.json', resolved)
+        if dsc: write_json(run.out / 'deepspeed_config.json', dsc)      # exactly what the engine was given
     start_tracking(run, resolved, train_records, eval_records, mix, ref, resume)
     run.put(step=start, max_steps=total)
     run.log(f"training {cfg.method} ({cfg.objective}, {prec.name}) on {ref}: {len(samples)} samples ({dropped} dropped), {total} steps x "
-            f"{cfg.global_batch_size} samples (micro {p['micro_batch_size']} x accum {p['grad_accum']} x world {world}), packing={packed}, "
+            f"{cfg.global_batch_size} samples (micro {p['micro_batch_size']} x accum {p['grad_accum']} x world {world}{', FSDP full shard' if fsdp else ', DeepSpeed ZeRO-3' if ds else ''}), packing={packed}, "
             f"trainable {n_train:,}/{n_all:,} params, device={device}")
     final = _run_steps(run, lp, ev, p, start, shuffle, lora)
     final.update(peak_memory_mb=memory_peak_mb(device, mark), memory_estimate_mb=resolved['memory_estimate_mb'])

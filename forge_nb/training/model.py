@@ -16,10 +16,12 @@ from .config import TrainConfig
 from .lora import lora_targets, lora_config, resolve_modules_to_save
 from .packing import register_packed_attention, supports_packing, PACKED_ATTN
 from .precision import Precision, resolve_precision, cast_trainable
+from .kernels import attention_for, apply_liger
+from .checkpoints import load_sharded_weights, load_deepspeed_weights, import_deepspeed
 
 # %% auto #0
 __all__ = ['InitSource', 'resolve_init', 'base_ref', 'base_tokenizer', 'quantization_config', 'load_base', 'build_model',
-           'make_optimizer', 'merge_adapter']
+           'make_optimizer', 'decoder_layers', 'shard_model', 'deepspeed_config', 'init_deepspeed', 'merge_adapter']
 
 # %% ../../nbs/03j_model.ipynb #36798d0b
 @dataclass
@@ -41,11 +43,11 @@ def resolve_init(init_from, # run folder, adapter, model folder or checkpoint; l
     if sub: p = sub[0]
     elif cks: p = cks[-1]
     if (p / 'adapter_config.json').exists(): return _adapter(p)
-    if (p / 'trainable.pt').exists():
+    if (p / 'trainable.pt').exists() or (p / 'sharded' / '.metadata').exists() or (p / 'deepspeed' / 'latest').exists():   # a checkpoint (FSDP runs write `sharded/`, DeepSpeed ones `deepspeed/`)
         return _adapter(p / 'adapter') if (p / 'adapter' / 'adapter_config.json').exists() else InitSource('checkpoint', p.resolve())
     if (p / 'config.json').exists(): return InitSource('model', p.resolve())
     raise ValueError(f"TrainConfig.init_from={str(init_from)!r}: not a run folder, adapter, model folder or checkpoint "
-                     "(found no adapter_config.json, config.json or trainable.pt)")
+                     "(found no adapter_config.json, config.json, trainable.pt, sharded/ or deepspeed/)")
 
 def base_ref(cfg: TrainConfig, init: InitSource|None) -> str:
     "The base model a run loads: a full model `init_from` points at, else `cfg.model` (aliases such as 'smollm2' resolved), else an adapter's own base."
@@ -79,7 +81,9 @@ def load_base(cfg: TrainConfig, ref: str, device, prec: Precision, init: InitSou
     if cfg.method == 'qlora': kw.update(quantization_config=quantization_config(prec), device_map={'': torch.device(device)})
     try: model = AutoModelForCausalLM.from_pretrained(ref, **kw)
     except OSError as e: raise _load_error(cfg, ref, e) from None
-    if init is not None and init.kind == 'checkpoint':
+    if init is not None and init.kind == 'checkpoint' and (init.path / 'sharded').is_dir(): load_sharded_weights(init.path, model)
+    elif init is not None and init.kind == 'checkpoint' and (init.path / 'deepspeed').is_dir(): load_deepspeed_weights(init.path, model)
+    elif init is not None and init.kind == 'checkpoint':
         params = dict(model.named_parameters())
         with torch.no_grad():
             for n, t in torch.load(init.path / 'trainable.pt', map_location='cpu').items(): params[n].copy_(t)
@@ -99,7 +103,9 @@ def build_model(cfg: TrainConfig, ref: str, device, use_gc: bool, prec: Precisio
     if packed and not can_pack:
         raise ValueError(f"TrainConfig.packing=True: {ref} ({model.config.model_type}) cannot be packed without "
                          "cross-contamination here (no attention-backend support, softcapping or sliding windows); use packing=False")
-    if packed: model.set_attn_implementation(PACKED_ATTN)
+    attn = attention_for(cfg, device, packed, prec)   # flash-attention varlen, the packed SDPA, or SDPA
+    if attn != getattr(model.config, '_attn_implementation', None): model.set_attn_implementation(attn)
+    apply_liger(model, cfg, device)                     # Liger's fused kernels when cfg.liger (CUDA)
     if cfg.method != 'qlora': model.to(device)
     if use_gc:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
@@ -125,6 +131,72 @@ def make_optimizer(model, cfg: TrainConfig, lr: float, total: int) -> tuple:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
     return params, opt, get_scheduler(cfg.lr_scheduler, opt, num_warmup_steps=cfg.warmup_steps, num_training_steps=total)
+
+# %% ../../nbs/03j_model.ipynb #e1f7a3b5
+def decoder_layers(model # a causal LM, or a peft model around one
+                  ) -> list:
+    "The model's repeated blocks (one FSDP unit each): modules of its `_no_split_modules` classes, else `model.model.layers`."
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    names = set(getattr(base, '_no_split_modules', None) or [])
+    found = [m for m in model.modules() if type(m).__name__ in names]
+    inner = {id(x) for m in found for x in m.modules() if x is not m}
+    found = [m for m in found if id(m) not in inner]         # outermost blocks only
+    return found or list(getattr(getattr(base, 'model', None), 'layers', None) or [])
+
+def shard_model(model, # built by `build_model` (LoRA adapters included), on this rank's device
+                device, # this rank's device ('cuda:<local rank>' or 'cpu')
+                world: int, # ranks sharing the model (the process group's size)
+                prec: Precision|None=None # the run's precision: a half dtype gathers weights in it and reduces in fp32
+               ):
+    "Shard `model` in place with FSDP2 over `world` ranks: each decoder layer, then the root. Build the optimizer afterwards."
+    from torch.distributed.device_mesh import init_device_mesh       # lazy: only sharded runs need these
+    from torch.distributed.fsdp import fully_shard, MixedPrecisionPolicy
+    dev = torch.device(device)
+    if dev.type == 'cuda': torch.cuda.set_device(dev)
+    layers = decoder_layers(model)
+    if not layers:
+        raise ValueError(f"TrainConfig.sharding='fsdp': found no decoder layers in {type(model).__name__} (no `_no_split_modules`, "
+                         "no `model.layers`) to shard one by one; use sharding='none'")
+    mesh = init_device_mesh(dev.type, (world,))
+    mp = MixedPrecisionPolicy(param_dtype=prec.autocast if prec is not None else None, reduce_dtype=torch.float32)
+    for layer in layers: fully_shard(layer, mesh=mesh, mp_policy=mp)
+    fully_shard(model, mesh=mesh, mp_policy=mp)
+    return model
+
+# %% ../../nbs/03j_model.ipynb #b8e4d0f2
+def deepspeed_config(cfg: TrainConfig, # the run's configuration (max_grad_norm)
+                     micro_batch_size: int, # samples per forward pass per rank (`plan(...)['micro_batch_size']`)
+                     world: int, # ranks of the job
+                     prec: Precision # the run's precision: DeepSpeed's bf16 or fp16 section
+                    ) -> dict:
+    "The DeepSpeed configuration of a `sharding='deepspeed'` run (plain data: saved as `deepspeed_config.json` in the run folder)."
+    half = {'bf16': {'enabled': prec.name == 'bf16'},
+            'fp16': {'enabled': True, 'loss_scale': 0, 'initial_scale_power': 16} if prec.name == 'fp16' else {'enabled': False}}
+    return {'train_micro_batch_size_per_gpu': micro_batch_size,
+            'gradient_accumulation_steps': 1,            # the loop accumulates: it sets the boundary before each backward
+            'train_batch_size': micro_batch_size * world,  # DeepSpeed's count: one micro-batch per rank and step() call
+            'zero_optimization': {'stage': 3, 'stage3_gather_16bit_weights_on_model_save': True},
+            'gradient_clipping': float(cfg.max_grad_norm),   # 0 = off
+            **half,
+            'zero_allow_untested_optimizer': True,       # forge_nb's torch AdamW (and its own scheduler)
+            'steps_per_print': 10**9, 'wall_clock_breakdown': False}
+
+def init_deepspeed(model, # built by `build_model`, on this rank's device
+                   opt, # its optimizer (`make_optimizer`); the scheduler built on it keeps driving the learning rate
+                   config: dict, # `deepspeed_config(...)`
+                   device # this rank's device ('cuda:<local rank>' or 'cpu')
+                  ):
+    "A DeepSpeed engine around `model` and `opt` (ZeRO-3 partitions the weights in place over the job's process group)."
+    ds = import_deepspeed(device)
+    acc = ds.accelerator.get_accelerator()
+    for half in ('bf16', 'fp16'):
+        if config.get(half, {}).get('enabled') and not getattr(acc, f'is_{half}_supported')():
+            raise ValueError(f"TrainConfig.dtype={half!r} with sharding='deepspeed': DeepSpeed's {acc.device_name()} accelerator has no {half} "
+                             "here; use dtype='fp32'" + (" or 'bf16'" if half == 'fp16' and acc.is_bf16_supported() else ''))
+    dev = torch.device(device)
+    if dev.type == 'cuda': torch.cuda.set_device(dev)
+    engine, *_ = ds.initialize(model=model, optimizer=opt, config=json.loads(json.dumps(config)))   # DeepSpeed may edit its copy
+    return engine
 
 # %% ../../nbs/03j_model.ipynb #5e4c9fd2
 def merge_adapter(adapter_dir, # an adapter folder or a run folder (local or s3://)

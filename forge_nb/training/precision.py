@@ -117,7 +117,7 @@ def estimate_memory(cfg: TrainConfig, # the run's configuration (model, method, 
                     model_config=None, # the model's transformers config, or a model folder / hub id to read it from (default: cfg.model)
                     *, device=None, # where it runs (default: cfg.device, else cuda if available)
                     world_size: int=1, # devices sharing each global batch
-                    sharded: bool=False, # FSDP full shard: weights, gradients and optimizer states divided by world_size
+                    sharded: bool|None=None, # FSDP full shard or ZeRO-3: weights, gradients and optimizer states divided by world_size; None = cfg.sharding is 'fsdp' or 'deepspeed'
                     gradient_checkpointing: bool|None=None, # default: cfg's, else on for CUDA
                     tokens: int|None=None # tokens in the largest micro-batch (default: the budget, micro_batch_size * max_length)
                    ) -> MemoryEstimate:
@@ -135,6 +135,7 @@ def estimate_memory(cfg: TrainConfig, # the run's configuration (model, method, 
     elif cfg.method == 'qlora': weights = int(pc['linear'] * 0.516) + (pc['total'] - pc['linear']) * wb + pc['trainable'] * 4
     else: weights = pc['total'] * wb + pc['trainable'] * 4
     grads, opt = pc['trainable'] * 4, pc['trainable'] * 8
+    if sharded is None: sharded = cfg.sharding in ('fsdp', 'deepspeed')
     if sharded: weights, grads, opt = weights // world_size, grads // world_size, opt // world_size
     return MemoryEstimate(int(weights), grads, opt, _activations(cfg, mc, prec, pc, tokens, gc), pc['total'], pc['trainable'], prec.name, tokens)
 
