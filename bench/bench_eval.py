@@ -113,6 +113,7 @@ def main():
         for side in order:
             if side == 'ours': ours, dt = run_ours(ours_task); ours_t.append(dt)
             else: res, dt = run_lm_eval(lm_tasks); lm_t.append(dt)
+            print(f'repeat {rep}: {"forge_nb" if side == "ours" else "lm-eval"} {dt:.2f} s', flush=True)
         print(f'repeat {rep}: forge_nb {ours_t[-1]:.2f} s (acc={ours.score:.4f}, {ours.n} items), lm-eval {lm_t[-1]:.2f} s', flush=True)
     ours_s, lm_eval_s = min(ours_t), min(lm_t)
 

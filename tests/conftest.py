@@ -55,3 +55,18 @@ def stop_server(p):
     except ProcessLookupError: pass
     try: p.wait(timeout=5)
     except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+
+def sharded_and_single(tmp: Path, cfg: dict, recs, ev=None, nproc: int=2, name: str='sharded', timeout: float=900):
+    "The same training config run over `nproc` torchrun processes (`tmp/name`) and in one process (`tmp/one`): (job, one)."
+    from forge_nb.training import TrainConfig, train
+    job = train(TrainConfig(**cfg, output_dir=str(tmp / name)), recs, ev, runtime='torchrun', nproc=nproc).wait(timeout=timeout)
+    log = tmp / name / 'stdout.log'
+    assert job.status() == 'completed', '\n'.join(job.logs(80)) + (log.read_text()[-3000:] if log.exists() else '')
+    one = train(TrainConfig(**cfg, output_dir=str(tmp / 'one')), recs, ev, echo=False)
+    assert one.status() == 'completed'
+    return job, one
+
+def saved_weights(folder) -> dict:
+    "A saved model's weights, as transformers reloads them."
+    from transformers import AutoModelForCausalLM
+    return AutoModelForCausalLM.from_pretrained(folder).state_dict()

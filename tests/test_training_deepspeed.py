@@ -7,6 +7,7 @@ from safetensors.torch import load_file
 from forge_nb.training import TrainConfig, train, demo_records
 from forge_nb.training.precision import estimate_memory, resolve_precision
 from forge_nb.training.model import deepspeed_config
+from conftest import sharded_and_single, saved_weights
 
 # the runs of tests/test_training_fsdp.py, full SFT; save_steps=2 leaves a DeepSpeed checkpoint at step 2
 BASE = dict(method='full', sharding='deepspeed', max_steps=4, save_steps=2, global_batch_size=8, micro_batch_size=2, lr=1e-4,
@@ -15,23 +16,13 @@ BASE = dict(method='full', sharding='deepspeed', max_steps=4, save_steps=2, glob
 # (of 58.8), final weights <= 1.1e-5 (LoRA: loss 7.4e-7, adapter 5.0e-6); resumed == uninterrupted exactly (same world size)
 LOSS_TOL, WEIGHT_TOL = dict(atol=1e-5, rtol=1e-5), dict(atol=1e-4, rtol=1e-4)
 
+def _pair(tmp: Path, recs, ev=None, **over):
+    "The run partitioned over 2 torchrun processes (`tmp/ds`) and in one process (`tmp/one`)."
+    return sharded_and_single(tmp, {**BASE, **over}, recs, ev, name='ds')
+
 @pytest.fixture(scope='module')
 def deepspeed():
     return pytest.importorskip('deepspeed', reason="DeepSpeed is not installed: `make deepspeed` (sharding='deepspeed' needs it)")
-
-def _pair(tmp: Path, recs, nproc: int=2, ev=None, **over):
-    "The same run partitioned over `nproc` processes (torchrun) and in one process: (job, one)."
-    cfg = {**BASE, **over}
-    job = train(TrainConfig(**cfg, output_dir=str(tmp / 'ds')), recs, ev, runtime='torchrun', nproc=nproc).wait(timeout=900)
-    assert job.status() == 'completed', '\n'.join(job.logs(80)) + Path(tmp / 'ds' / 'stdout.log').read_text()[-3000:]
-    one = train(TrainConfig(**cfg, output_dir=str(tmp / 'one')), recs, ev, echo=False)
-    assert one.status() == 'completed'
-    return job, one
-
-def _weights(folder) -> dict:
-    "A saved model's weights, as transformers reloads them."
-    from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(folder).state_dict()
 
 @pytest.fixture(scope='module')
 def full_pair(deepspeed, tmp_path_factory):
@@ -68,7 +59,7 @@ def test_deepspeed_final_model_is_a_plain_hf_folder(full_pair):
     assert json.loads((path / 'config.json').read_text())['architectures'] == ['LlamaForCausalLM']
     saved = load_file(path / 'model.safetensors')
     assert 'lm_head.weight' not in saved and {v.dtype for v in saved.values()} == {torch.float32}
-    a, b = _weights(one.model_path), _weights(path)
+    a, b = saved_weights(one.model_path), saved_weights(path)
     assert a.keys() == b.keys()
     for k in a: torch.testing.assert_close(b[k], a[k], **WEIGHT_TOL)
 
@@ -90,7 +81,7 @@ def test_deepspeed_checkpoint_is_partitioned_and_resumes_exactly(full_pair):
     h = again.history()
     assert h.step.tolist() == [1, 2, 3, 4]
     torch.testing.assert_close(torch.tensor(h.loss.values), torch.tensor(ref_h.loss.values), atol=0, rtol=0)
-    a, b = _weights(job.model_path), _weights(again.model_path)
+    a, b = saved_weights(job.model_path), saved_weights(again.model_path)
     for k in a: torch.testing.assert_close(b[k], a[k], atol=0, rtol=0)
     # ZeRO-3 partitions load only into as many ranks: one process says so and what to do instead
     d1 = tmp / 'resumed1'; shutil.copytree(tmp / 'ds', d1); shutil.rmtree(d1 / 'model')
@@ -182,7 +173,7 @@ def _check_bf16(tmp: Path, job, one):
     assert {v.dtype for v in saved.values()} == {torch.float32}          # the fp32 masters, not the model's bf16 copies ...
     assert any((v != v.bfloat16().float()).any() for v in saved.values())
     assert json.loads((path / 'config.json').read_text())['dtype'] == 'float32'   # ... and config.json says so
-    a, b = _weights(one.model_path), _weights(path)
+    a, b = saved_weights(one.model_path), saved_weights(path)
     for k in a: torch.testing.assert_close(b[k], a[k], atol=1e-2, rtol=0)          # measured max |d| 4.1e-3
     ck = tmp / 'ds' / 'checkpoints' / 'step-000002' / 'deepspeed' / 'global_step2'
     assert {f'bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt' for r in (0, 1)} <= {f.name for f in ck.iterdir()}

@@ -6,6 +6,7 @@ from safetensors.torch import load_file
 from forge_nb.core.jobs import RunFolder
 from forge_nb.training import TrainConfig, train, demo_records
 from forge_nb.training.precision import estimate_memory
+from conftest import sharded_and_single, saved_weights
 
 # the same runs as tests/test_training_torchrun.py, full SFT; save_steps=2 leaves a sharded checkpoint at step 2
 BASE = dict(method='full', sharding='fsdp', max_steps=4, save_steps=2, global_batch_size=8, micro_batch_size=2, lr=1e-4,
@@ -13,19 +14,9 @@ BASE = dict(method='full', sharding='fsdp', max_steps=4, save_steps=2, global_ba
 # measured on CPU (fp32, gloo): per-step loss |2 proc - 1 proc| <= 5e-7, grad norm <= 1e-4, weights <= 2e-5; resumed == uninterrupted exactly
 LOSS_TOL, WEIGHT_TOL = dict(atol=1e-5, rtol=1e-5), dict(atol=1e-4, rtol=1e-4)
 
-def _pair(tmp: Path, recs, nproc: int=2, **over):
-    "The same run sharded over `nproc` processes (torchrun) and in one process: (job, one)."
-    cfg = {**BASE, **over}
-    job = train(TrainConfig(**cfg, output_dir=str(tmp / 'fsdp')), recs, runtime='torchrun', nproc=nproc).wait(timeout=600)
-    assert job.status() == 'completed', '\n'.join(job.logs(80))
-    one = train(TrainConfig(**cfg, output_dir=str(tmp / 'one')), recs, echo=False)
-    assert one.status() == 'completed'
-    return job, one
-
-def _weights(folder) -> dict:
-    "A saved model's weights, as transformers reloads them."
-    from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+def _pair(tmp: Path, recs, **over):
+    "The run sharded over 2 torchrun processes (`tmp/fsdp`) and in one process (`tmp/one`)."
+    return sharded_and_single(tmp, {**BASE, **over}, recs, name='fsdp', timeout=600)
 
 @pytest.fixture(scope='module')
 def full_pair(tmp_path_factory):
@@ -51,7 +42,7 @@ def test_fsdp_final_model_is_a_plain_hf_folder(full_pair):
     assert (path / 'model.safetensors').exists() and (path / 'tokenizer.json').exists()
     assert json.loads((path / 'config.json').read_text())['architectures'] == ['LlamaForCausalLM']
     assert 'lm_head.weight' not in load_file(path / 'model.safetensors')     # the tied head is stored once, as transformers does
-    a, b = _weights(one.model_path), _weights(path)
+    a, b = saved_weights(one.model_path), saved_weights(path)
     assert a.keys() == b.keys()
     for k in a: torch.testing.assert_close(b[k], a[k], **WEIGHT_TOL)
 
@@ -75,7 +66,7 @@ def test_fsdp_checkpoint_is_sharded_and_resumes_exactly(full_pair):
         exact = name == 'resumed2'        # same world size: bit-for-bit; resharded to 1 process: other micro-batch sums
         tol = dict(atol=0, rtol=0) if exact else LOSS_TOL
         torch.testing.assert_close(torch.tensor(h.loss.values), torch.tensor(ref_h.loss.values), **tol)
-        a, b = _weights(job.model_path), _weights(again.model_path)
+        a, b = saved_weights(job.model_path), saved_weights(again.model_path)
         for k in a: torch.testing.assert_close(b[k], a[k], **(tol if exact else WEIGHT_TOL))
 
 def test_fsdp_lora_two_processes_equal_one(tmp_path):
@@ -111,7 +102,7 @@ def test_fsdp_bf16_mixed_precision_cpu(tmp_path):
     assert '(sft, bf16)' in '\n'.join(job.logs(None))
     # the sharded run also casts norms and embeddings to bf16 (autocast alone keeps them fp32): measured |d loss| <= 0.023
     torch.testing.assert_close(torch.tensor(job.history().loss.values), torch.tensor(one.history().loss.values), atol=2e-2, rtol=2e-2)
-    a, b = _weights(one.model_path), _weights(job.model_path)
+    a, b = saved_weights(one.model_path), saved_weights(job.model_path)
     for k in a: torch.testing.assert_close(b[k], a[k], atol=2e-3, rtol=1e-2)     # measured max |d| 4.4e-4
 
 # --- the same on GPUs: NCCL, bf16 mixed precision (MixedPrecisionPolicy: bf16 compute, fp32 reduce and masters) ---
@@ -126,7 +117,7 @@ def test_fsdp_cuda_nccl_bf16_two_processes_equal_one(tmp_path):
     assert 'FSDP full shard' in log and '(sft, bf16)' in log and 'device=cuda' in log
     # bf16 compute: the two runs sum their micro-batches in other groupings, so they agree to bf16's precision only
     torch.testing.assert_close(torch.tensor(job.history().loss.values), torch.tensor(one.history().loss.values), atol=2e-2, rtol=2e-2)
-    a, b = _weights(one.model_path), _weights(job.model_path)
+    a, b = saved_weights(one.model_path), saved_weights(job.model_path)
     for k in a: torch.testing.assert_close(b[k], a[k], atol=2e-3, rtol=1e-2)
     assert (tmp_path / 'fsdp' / 'checkpoints' / 'step-000002' / 'sharded' / '__1_0.distcp').exists()
 
