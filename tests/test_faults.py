@@ -33,22 +33,23 @@ class JudgeHandler(BaseHTTPRequestHandler):
             s.requests += 1; s.inflight += 1; s.max_inflight = max(s.max_inflight, s.inflight)
             s.auth.add(self.headers.get('Authorization'))
             r = s.rng.random(); mode = s.mode
-        try:
-            time.sleep(s.delay)
-            if mode == 'always429' or (mode == 'flaky' and r < s.p / 2):
-                with s.lock: s.faults[429] += 1
-                return self._send(429, b'{"error": {"message": "Rate limit reached for requests", "type": "requests"}}', **{'Retry-After': '0'})
-            if mode == 'flaky' and r < s.p:
-                with s.lock: s.faults[500] += 1
-                return self._send(500, b'{"error": {"message": "The server had an error while processing your request."}}')
-            if mode == 'unauthorized':
-                return self._send(401, b'{"error": {"message": "Incorrect API key provided: sk-te****cret.", "code": "invalid_api_key"}}')
+        time.sleep(s.delay)
+        if mode == 'always429' or (mode == 'flaky' and r < s.p / 2):
+            with s.lock: s.faults[429] += 1
+            reply = 429, b'{"error": {"message": "Rate limit reached for requests", "type": "requests"}}', {'Retry-After': '0'}
+        elif mode == 'flaky' and r < s.p:
+            with s.lock: s.faults[500] += 1
+            reply = 500, b'{"error": {"message": "The server had an error while processing your request."}}', {}
+        elif mode == 'unauthorized':
+            reply = 401, b'{"error": {"message": "Incorrect API key provided: sk-te****cret.", "code": "invalid_api_key"}}', {}
+        else:
             user = body['messages'][-1]['content']
-            reply = {'id': 'x', 'object': 'chat.completion', 'model': body['model'],
-                     'choices': [{'index': 0, 'finish_reason': 'stop', 'message': {'role': 'assistant', 'content': f'echo:{user[::-1]}'}}]}
-            self._send(200, json.dumps(reply).encode())
-        finally:
-            with s.lock: s.inflight -= 1
+            reply = 200, json.dumps({'id': 'x', 'object': 'chat.completion', 'model': body['model'], 'choices': [
+                {'index': 0, 'finish_reason': 'stop', 'message': {'role': 'assistant', 'content': f'echo:{user[::-1]}'}}]}).encode(), {}
+        # out of flight before the reply leaves: once the client has its answer it may send the next request, and this
+        # thread must not still count the old one (that race once measured 5 in flight for a bound of 4)
+        with s.lock: s.inflight -= 1
+        self._send(reply[0], reply[1], **reply[2])
 
 @pytest.fixture
 def judge_server():
