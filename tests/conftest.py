@@ -70,3 +70,17 @@ def saved_weights(folder) -> dict:
     "A saved model's weights, as transformers reloads them."
     from transformers import AutoModelForCausalLM
     return AutoModelForCausalLM.from_pretrained(folder).state_dict()
+
+def assert_same_plain_hf_model(path, reference, atol=1e-4, rtol=1e-4) -> dict:
+    "`path` is a plain Hugging Face Llama folder (safetensors, tokenizer, tied head stored once) whose weights equal `reference`'s; returns its raw tensors."
+    import json, torch
+    from safetensors.torch import load_file
+    path = Path(path)
+    assert (path / 'model.safetensors').exists() and (path / 'tokenizer.json').exists()
+    assert json.loads((path / 'config.json').read_text())['architectures'] == ['LlamaForCausalLM']
+    saved = load_file(path / 'model.safetensors')
+    assert 'lm_head.weight' not in saved            # the tied head is stored once, as transformers does
+    a, b = saved_weights(reference), saved_weights(path)
+    assert a.keys() == b.keys()
+    for k in a: torch.testing.assert_close(b[k], a[k], atol=atol, rtol=rtol)
+    return saved

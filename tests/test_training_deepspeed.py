@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 from forge_nb.training import TrainConfig, train, demo_records
 from forge_nb.training.precision import estimate_memory, resolve_precision
 from forge_nb.training.model import deepspeed_config
-from conftest import sharded_and_single, saved_weights
+from conftest import sharded_and_single, saved_weights, assert_same_plain_hf_model
 
 # the runs of tests/test_training_fsdp.py, full SFT; save_steps=2 leaves a DeepSpeed checkpoint at step 2
 BASE = dict(method='full', sharding='deepspeed', max_steps=4, save_steps=2, global_batch_size=8, micro_batch_size=2, lr=1e-4,
@@ -54,14 +54,8 @@ def test_deepspeed_two_processes_equal_one(full_pair):
 
 def test_deepspeed_final_model_is_a_plain_hf_folder(full_pair):
     tmp, recs, job, one = full_pair
-    path = Path(job.model_path)
-    assert (path / 'model.safetensors').exists() and (path / 'tokenizer.json').exists()
-    assert json.loads((path / 'config.json').read_text())['architectures'] == ['LlamaForCausalLM']
-    saved = load_file(path / 'model.safetensors')
-    assert 'lm_head.weight' not in saved and {v.dtype for v in saved.values()} == {torch.float32}
-    a, b = saved_weights(one.model_path), saved_weights(path)
-    assert a.keys() == b.keys()
-    for k in a: torch.testing.assert_close(b[k], a[k], **WEIGHT_TOL)
+    saved = assert_same_plain_hf_model(job.model_path, one.model_path, **WEIGHT_TOL)
+    assert {v.dtype for v in saved.values()} == {torch.float32}
 
 def test_deepspeed_checkpoint_is_partitioned_and_resumes_exactly(full_pair):
     tmp, recs, job, one = full_pair

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 from forge_nb.core.jobs import RunFolder
 from forge_nb.training import TrainConfig, train, demo_records
 from forge_nb.training.precision import estimate_memory
-from conftest import sharded_and_single, saved_weights
+from conftest import sharded_and_single, saved_weights, assert_same_plain_hf_model
 
 # the same runs as tests/test_training_torchrun.py, full SFT; save_steps=2 leaves a sharded checkpoint at step 2
 BASE = dict(method='full', sharding='fsdp', max_steps=4, save_steps=2, global_batch_size=8, micro_batch_size=2, lr=1e-4,
@@ -38,13 +38,7 @@ def test_fsdp_two_processes_equal_one(full_pair):
 
 def test_fsdp_final_model_is_a_plain_hf_folder(full_pair):
     tmp, recs, job, one = full_pair
-    path = Path(job.model_path)
-    assert (path / 'model.safetensors').exists() and (path / 'tokenizer.json').exists()
-    assert json.loads((path / 'config.json').read_text())['architectures'] == ['LlamaForCausalLM']
-    assert 'lm_head.weight' not in load_file(path / 'model.safetensors')     # the tied head is stored once, as transformers does
-    a, b = saved_weights(one.model_path), saved_weights(path)
-    assert a.keys() == b.keys()
-    for k in a: torch.testing.assert_close(b[k], a[k], **WEIGHT_TOL)
+    assert_same_plain_hf_model(job.model_path, one.model_path, **WEIGHT_TOL)
 
 def test_fsdp_checkpoint_is_sharded_and_resumes_exactly(full_pair):
     tmp, recs, job, one = full_pair

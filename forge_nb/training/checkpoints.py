@@ -63,6 +63,11 @@ def _load_sharded(model, opt, path: Path):
     _dcp_load(state, path)
     set_state_dict(model, opt, model_state_dict=state['model'], optim_state_dict=state['optimizer'], options=_options(strict=False))
 
+def _untied(m, sd: dict) -> dict:
+    "`sd` with each tied weight once (an LM head sharing the embeddings is stored under the embeddings' name only)."
+    alias = {n for n, _ in m.named_parameters(remove_duplicate=False)} - {n for n, _ in m.named_parameters()}
+    return {k: v for k, v in sd.items() if k not in alias}
+
 def full_state_dict(model, # sharded by FSDP2 or a DeepSpeed ZeRO-3 engine (call on every rank: it gathers), or neither
                     trainable_only: bool=False # only the trainable weights (a LoRA adapter's)
                    ) -> dict:
@@ -74,8 +79,7 @@ def full_state_dict(model, # sharded by FSDP2 or a DeepSpeed ZeRO-3 engine (call
         return {k: v.detach().cpu() for k, v in m.state_dict().items() if keep is None or k in keep}
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
     sd = get_model_state_dict(m, options=StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=trainable_only))
-    alias = {n for n, _ in m.named_parameters(remove_duplicate=False)} - {n for n, _ in m.named_parameters()}
-    return {k: v for k, v in sd.items() if k not in alias}    # tied weights (an LM head sharing the embeddings) once
+    return _untied(m, sd)
 
 def load_sharded_weights(ck, # a checkpoint folder with a `sharded/` DCP checkpoint
                          model # an unsharded model of the same structure
@@ -120,8 +124,7 @@ def _deepspeed_state_dict(engine, trainable_only: bool) -> dict:
             if p.requires_grad:
                 full = safe_get_full_fp32_param(p)       # a collective
                 if sd is not None: sd[n] = full.detach().cpu()
-    alias = {n for n, _ in m.named_parameters(remove_duplicate=False)} - {n for n, _ in m.named_parameters()}
-    return {k: v for k, v in (sd or {}).items() if k not in alias}    # tied weights (an LM head sharing the embeddings) once
+    return _untied(m, sd or {})
 
 def _ranks_of(ck: Path):
     meta = ck / 'checkpoint.json'
