@@ -1,5 +1,5 @@
 "MMLU / MMLU-format scoring: data loading, lm-eval's prompt format, the batched scorer against a naive one, lm-eval parity."
-import json, os
+import copy, json, os
 from pathlib import Path
 import pytest, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -163,3 +163,28 @@ def test_smollm2_mmlu_matches_lm_eval(smollm2, tmp_path, k_shot, per_subject):
     assert [d['pred'] for d in ours.details] == [_argmax(l) for l, _ in theirs]   # the same answer on every item
     for d, (l, _) in zip(ours.details, theirs): assert d['loglikelihoods'] == pytest.approx(l, abs=1e-3)
     assert len({d['pred'] for d in ours.details}) > 1                    # a real model, not one letter for everything
+
+def test_packed_rows_score_as_padded_rows_and_the_model_keeps_its_attention(tiny, monkeypatch):
+    "Rows of different lengths packed into one sequence (no padding) give the padded batch's scores; PEFT models too."
+    from peft import LoraConfig, get_peft_model
+    from forge_nb.training import packing
+    model, tok = tiny
+    t = MMLU(MMLU_DIR, subjects=sorted(p.name[:-9] for p in (FIXTURE / 'test').glob('*_test.csv')), limit=3)
+    reqs = [(ctx, [' A', ' B', ' C', ' D', ' D and more words']) for _, ctx in t.contexts()]
+    seen, real = [], packing.packed_attention
+    def spy(*a, **kw): seen.append(kw.get('cu_seq_lens_q') is not None and a[1].shape[0] == 1); return real(*a, **kw)
+    monkeypatch.setattr(packing, 'packed_attention', spy)     # what register_packed_attention registers
+    padded = loglikelihoods(model, tok, reqs, batch_size=5, packed=False, prefix_cache=False)
+    assert not seen                                # padded: never the packed attention
+    packed = loglikelihoods(model, tok, reqs, batch_size=5, prefix_cache=False)   # multi-token continuations, rows of 60-200 tokens
+    assert seen and all(seen)                      # packed: one sequence with segment bounds, every layer
+    monkeypatch.undo(); packing.register_packed_attention()
+    assert model.config._attn_implementation == 'sdpa'
+    for rp, rk in zip(padded, packed):
+        assert [g for _, g in rp] == [g for _, g in rk]
+        assert [l for l, _ in rk] == pytest.approx([l for l, _ in rp], abs=1e-4)
+    peft = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, target_modules=['q_proj', 'v_proj'], init_lora_weights=False))
+    a, b = loglikelihoods(peft, tok, reqs[:6], packed=False), loglikelihoods(peft, tok, reqs[:6], prefix_cache=False)
+    assert [l for r in b for l, _ in r] == pytest.approx([l for r in a for l, _ in r], abs=1e-4)
+    assert [l for r in a for l, _ in r] != pytest.approx([l for r in padded[:6] for l, _ in r], abs=1e-4)   # the adapter counts
+    assert peft.get_base_model().config._attn_implementation == 'sdpa'

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 from ..core import embedded
+from ..training.packing import PACKED_ATTN, register_packed_attention, supports_packing
 from .task import Task, TaskResult, _max_length, AXES, check_int, _utf8_error
 
 # %% auto #0
@@ -168,6 +169,33 @@ def _plan(rows: dict, batch_size: int, V: int, min_prefix: int):
     return jobs
 
 # %% ../../nbs/04b_mmlu.ipynb #b05bf6b1
+class _packed_attention:
+    "Context manager: `model` (or its PEFT base) uses the packed attention inside, its own attention again after; off when the model cannot pack."
+    def __init__(self, model, on=True):
+        self.base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+        self.on = bool(on) and supports_packing(model)
+    def __enter__(self):
+        if self.on:
+            self.old = getattr(self.base.config, '_attn_implementation', None)
+            if self.old != PACKED_ATTN: register_packed_attention(); self.base.set_attn_implementation(PACKED_ATTN)
+        return self.on
+    def __exit__(self, *exc):
+        if self.on and self.old != PACKED_ATTN: self.base.set_attn_implementation(self.old or 'sdpa')
+
+def _packed_inputs(batch, rows, dev):
+    "One sequence holding every row of `batch` (no padding), its position ids and segment bounds, and where each row's scored positions land."
+    lens = [len(t) for t in batch]; starts = [0]
+    for l in lens: starts.append(starts[-1] + l)
+    kw = dict(input_ids=torch.tensor([[x for t in batch for x in t]], device=dev),
+              position_ids=torch.cat([torch.arange(l) for l in lens])[None].to(dev))
+    cu = torch.tensor(starts, dtype=torch.int32, device=dev)
+    kw.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lens), max_length_k=max(lens))
+    keep, wheres = [], []
+    for t, s in zip(batch, starts):
+        wheres.append({p: len(keep) + m for m, p in enumerate(range(len(t) - rows[t], len(t)))})
+        keep.extend(range(s + len(t) - rows[t], s + len(t)))
+    return kw, torch.tensor(keep, device=dev), wheres
+
 @torch.inference_mode()
 def loglikelihoods(model,                 # a causal LM in eval mode
                    tokenizer,             # its tokenizer
@@ -177,6 +205,7 @@ def loglikelihoods(model,                 # a causal LM in eval mode
                    progress: bool = False,  # show a tqdm bar
                    prefix_cache: bool = True, # reuse the KV cache of a shared token prefix
                    min_prefix: int = 64,    # the shortest prefix (tokens) worth caching
+                   packed: bool = True,     # pack the rows of a batch without padding (models that support it)
                   ) -> list[list[tuple[float, bool]]]:
     "For each `(context, continuations)`: `[(sum log-prob, is_greedy)]` per continuation, as lm-eval's HF `loglikelihood`."
     L = max_length or _max_length(model, tokenizer)
@@ -192,8 +221,10 @@ def loglikelihoods(model,                 # a causal LM in eval mode
     V = getattr(getattr(model, 'config', None), 'vocab_size', None) or 50_000
     jobs = _plan(rows, batch_size, V, min_prefix if prefix_cache else 10 ** 9)
     logp, cache, cache_of = {}, None, None               # row -> (positions kept, log-probs [P, V]); last prefix's KV cache
-    it = tqdm(jobs, desc='loglikelihood') if progress else jobs
-    for pre, batch in it:
+    pack = _packed_attention(model, packed)          # rows without a shared prefix: one sequence per batch, no padding
+    bar = tqdm(total=len(jobs), desc='loglikelihood', disable=not progress)
+    for pre, batch in jobs:                          # the padded jobs first: a KV-cached prefix needs the model's own attention
+        if pack.on and not pre: continue
         n, kw = len(pre), {}
         if n:
             if cache_of != pre:
@@ -209,6 +240,15 @@ def loglikelihoods(model,                 # a causal LM in eval mode
         lp = torch.log_softmax(logits.float(), dim=-1)
         where = {p + n: m for m, p in enumerate(pos)}
         for b, t in enumerate(batch): logp[t] = (where, lp[b])
+        bar.update()
+    del cache
+    with pack:
+        for batch in [b for pre, b in jobs if not pre] if pack.on else []:
+            kw, keep, wheres = _packed_inputs(batch, rows, dev)
+            lp = torch.log_softmax(model(**kw, logits_to_keep=keep, use_cache=False).logits[0].float(), dim=-1)
+            for t, where in zip(batch, wheres): logp[t] = (where, lp)
+            bar.update()
+    bar.close()
     out = [[None] * len(c) for _, c in requests]
     for i, j, inp, k in reqs:
         where, lp = logp[inp]
