@@ -1,5 +1,5 @@
 "MMLU / MMLU-format scoring: data loading, lm-eval's prompt format, the batched scorer against a naive one, lm-eval parity."
-import copy, json, os
+import copy, importlib.util, json, os
 from pathlib import Path
 import pytest, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -188,3 +188,26 @@ def test_packed_rows_score_as_padded_rows_and_the_model_keeps_its_attention(tiny
     assert [l for r in b for l, _ in r] == pytest.approx([l for r in a for l, _ in r], abs=1e-4)
     assert [l for r in a for l, _ in r] != pytest.approx([l for r in padded[:6] for l, _ in r], abs=1e-4)   # the adapter counts
     assert peft.get_base_model().config._attn_implementation == 'sdpa'
+
+def test_a_model_on_flash_attention_keeps_it_for_packed_rows(tiny):
+    "flash-attention's varlen kernel reads the segment bounds itself: the scorer packs rows without switching the model."
+    from forge_nb.evaluation.mmlu import _packed_attention
+    model, _ = tiny
+    try:
+        model.config._attn_implementation = 'flash_attention_2'      # the setting only; nothing runs through it here
+        with _packed_attention(model) as on: assert on and model.config._attn_implementation == 'flash_attention_2'
+    finally: model.config._attn_implementation = 'sdpa'
+    with _packed_attention(model) as on: assert on and model.config._attn_implementation == 'forge_packed'
+    assert model.config._attn_implementation == 'sdpa'
+    with _packed_attention(model, on=False) as on: assert not on and model.config._attn_implementation == 'sdpa'
+
+@pytest.mark.gpu
+@pytest.mark.skipif(importlib.util.find_spec('flash_attn') is None, reason='needs flash-attn (pip install flash-attn --no-build-isolation)')
+def test_flash_attention_packed_rows_score_as_padded_sdpa_on_cuda():
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path(), dtype=torch.bfloat16, attn_implementation='flash_attention_2').cuda().eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_path())
+    t = MMLU(FIXTURE, subjects=['marketing', 'virology'], limit=5)
+    reqs = [(ctx, [' A', ' B', ' C', ' D']) for _, ctx in t.contexts()]
+    fa2 = loglikelihoods(model, tok, reqs)                               # packed, through flash-attention varlen
+    model.set_attn_implementation('sdpa'); padded = loglikelihoods(model, tok, reqs, packed=False)
+    for a, b in zip(fa2, padded): assert [l for l, _ in a] == pytest.approx([l for l, _ in b], abs=0.1)   # bf16 kernels differ

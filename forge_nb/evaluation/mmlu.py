@@ -19,8 +19,8 @@ from ..training.packing import PACKED_ATTN, register_packed_attention, supports_
 from .task import Task, TaskResult, _max_length, AXES, check_int, _utf8_error
 
 # %% auto #0
-__all__ = ['MMLU_SUBJECTS', 'LETTERS', 'read_mmlu_csv', 'load_mmlu_local', 'load_mmlu_hub', 'mmlu_description', 'mmlu_question',
-           'mmlu_context', 'loglikelihoods', 'MultipleChoice', 'MMLU', 'GeneralBenchmark']
+__all__ = ['MMLU_SUBJECTS', 'LETTERS', 'VARLEN_ATTN', 'read_mmlu_csv', 'load_mmlu_local', 'load_mmlu_hub', 'mmlu_description',
+           'mmlu_question', 'mmlu_context', 'loglikelihoods', 'MultipleChoice', 'MMLU', 'GeneralBenchmark']
 
 # %% ../../nbs/04b_mmlu.ipynb #dd25273e
 MMLU_SUBJECTS = {
@@ -169,18 +169,20 @@ def _plan(rows: dict, batch_size: int, V: int, min_prefix: int):
     return jobs
 
 # %% ../../nbs/04b_mmlu.ipynb #b05bf6b1
+VARLEN_ATTN = ('flash_attention_2', 'flash_attention_3')   # these read the segment bounds themselves (varlen kernels)
+
 class _packed_attention:
-    "Context manager: `model` (or its PEFT base) uses the packed attention inside, its own attention again after; off when the model cannot pack."
+    "Context manager: `model` (or its PEFT base) uses the packed attention inside, its own attention again after; off when the model cannot pack. A model on flash-attention keeps it: its varlen kernel takes packed rows as they are."
     def __init__(self, model, on=True):
         self.base = model.get_base_model() if hasattr(model, 'get_base_model') else model
         self.on = bool(on) and supports_packing(model)
+        self.old = getattr(self.base.config, '_attn_implementation', None)
+        self.switch = self.on and self.old not in (PACKED_ATTN, *VARLEN_ATTN)
     def __enter__(self):
-        if self.on:
-            self.old = getattr(self.base.config, '_attn_implementation', None)
-            if self.old != PACKED_ATTN: register_packed_attention(); self.base.set_attn_implementation(PACKED_ATTN)
+        if self.switch: register_packed_attention(); self.base.set_attn_implementation(PACKED_ATTN)
         return self.on
     def __exit__(self, *exc):
-        if self.on and self.old != PACKED_ATTN: self.base.set_attn_implementation(self.old or 'sdpa')
+        if self.switch: self.base.set_attn_implementation(self.old or 'sdpa')
 
 def _packed_inputs(batch, rows, dev):
     "One sequence holding every row of `batch` (no padding), its position ids and segment bounds, and where each row's scored positions land."
