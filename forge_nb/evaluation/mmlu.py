@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 from ..core import embedded
-from ..training.packing import PACKED_ATTN, register_packed_attention, supports_packing
+from ..training.packing import PACKED_ATTN, collate, forward_batch, register_packed_attention, supports_packing
 from .task import Task, TaskResult, _max_length, AXES, check_int, _utf8_error
 
 # %% auto #0
@@ -185,18 +185,14 @@ class _packed_attention:
         if self.switch: self.base.set_attn_implementation(self.old or 'sdpa')
 
 def _packed_inputs(batch, rows, dev):
-    "One sequence holding every row of `batch` (no padding), its position ids and segment bounds, and where each row's scored positions land."
-    lens = [len(t) for t in batch]; starts = [0]
-    for l in lens: starts.append(starts[-1] + l)
-    kw = dict(input_ids=torch.tensor([[x for t in batch for x in t]], device=dev),
-              position_ids=torch.cat([torch.arange(l) for l in lens])[None].to(dev))
-    cu = torch.tensor(starts, dtype=torch.int32, device=dev)
-    kw.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lens), max_length_k=max(lens))
+    "The training stage's packed micro-batch of `batch`'s rows (one sequence, no padding), the positions to score in it, and where each row's scored positions land."
+    packed = collate([{'input_ids': list(t), 'assistant_mask': [0] * len(t), 'source': 'eval'} for t in batch], packed=True)
+    starts = packed['cu_seq_lens'].tolist()
     keep, wheres = [], []
     for t, s in zip(batch, starts):
         wheres.append({p: len(keep) + m for m, p in enumerate(range(len(t) - rows[t], len(t)))})
         keep.extend(range(s + len(t) - rows[t], s + len(t)))
-    return kw, torch.tensor(keep, device=dev), wheres
+    return packed, torch.tensor(keep, device=dev), wheres
 
 @torch.inference_mode()
 def loglikelihoods(model,                 # a causal LM in eval mode
@@ -246,8 +242,8 @@ def loglikelihoods(model,                 # a causal LM in eval mode
     del cache
     with pack:
         for batch in [b for pre, b in jobs if not pre] if pack.on else []:
-            kw, keep, wheres = _packed_inputs(batch, rows, dev)
-            lp = torch.log_softmax(model(**kw, logits_to_keep=keep, use_cache=False).logits[0].float(), dim=-1)
+            packed, keep, wheres = _packed_inputs(batch, rows, dev)
+            lp = torch.log_softmax(forward_batch(model, packed, logits_to_keep=keep)[0].float(), dim=-1)
             for t, where in zip(batch, wheres): logp[t] = (where, lp)
             bar.update()
     bar.close()
